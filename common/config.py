@@ -1,0 +1,197 @@
+"""All settings, read once from `AI_INFRA_*` environment variables and validated at start-up.
+
+Nothing else in the code base reads `os.environ`: a wrong value fails here, naming the variable,
+instead of deep inside a request. Local-first defaults: with no variables set, everything runs
+offline against the embedded Postgres and the emulators.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "AI_INFRA_"
+
+# Known embedding models and their native/default output dimension.
+MODEL_DIMENSIONS: dict[str, int] = {
+    "all-MiniLM-L6-v2": 384,
+    "gemini-embedding-001": 1536,
+    "text-embedding-005": 768,
+    "text-multilingual-embedding-002": 768,
+}
+
+
+class Mode(StrEnum):
+    LOCAL = "local"
+    CLOUD = "cloud"
+
+
+class EmbeddingProvider(StrEnum):
+    LOCAL = "local"
+    VERTEX = "vertex"
+
+
+class GenerationProvider(StrEnum):
+    EXTRACTIVE = "extractive"
+    GEMINI = "gemini"
+    OPENAI = "openai"
+
+
+class DbIpType(StrEnum):
+    PRIVATE = "private"
+    PUBLIC = "public"
+    PSC = "psc"
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class Settings(BaseSettings):
+    """The one settings object; see README "Configuration" for every variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, case_sensitive=False, extra="ignore", frozen=True
+    )
+
+    mode: Mode = Mode.LOCAL
+    log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR|CRITICAL)$")
+
+    # --- database -------------------------------------------------------------------------
+    # A plain SQLAlchemy URL (local, tests, or a proxy); when unset in cloud mode the Cloud SQL
+    # Python Connector is used with IAM database authentication.
+    database_url: str | None = None
+    db_instance_connection_name: str | None = Field(
+        default=None, pattern=r"^[a-z0-9\-.:]+:[a-z0-9\-]+:[a-z0-9\-]+$"
+    )
+    db_iam_user: str | None = None
+    db_name: str = "ai_infra"
+    db_ip_type: DbIpType = DbIpType.PRIVATE
+    db_pool_size: PositiveInt = 2
+    db_max_overflow: Annotated[int, Field(ge=0)] = 2
+    db_pool_timeout_seconds: PositiveInt = 30
+    # Local stack: where the embedded Postgres keeps its data between runs.
+    local_data_dir: Path = Path(".ai-infra")
+
+    # --- Google Cloud / emulators ---------------------------------------------------------
+    gcp_project: str = "local-project"
+    gcp_location: str = "us-central1"
+    bucket: str = "ai-infra-local"
+    jobs_topic: str = "ingest-jobs"
+    dead_letter_topic: str = "ingest-jobs-dead-letter"
+    storage_emulator_host: str | None = None
+    pubsub_emulator_host: str | None = None
+
+    # --- embeddings -----------------------------------------------------------------------
+    embedding_provider: EmbeddingProvider = EmbeddingProvider.LOCAL
+    embedding_model: str | None = None
+    embedding_dim: PositiveInt | None = None
+    embedding_batch_size: Annotated[int, Field(gt=0, le=250)] = 32
+    # Override of the Vertex AI endpoint: a regional endpoint, or a local stand-in in tests.
+    vertex_base_url: str | None = None
+    model_max_retries: Annotated[int, Field(ge=0, le=20)] = 5
+    model_retry_base_seconds: Annotated[float, Field(ge=0)] = 1.0
+    model_retry_max_seconds: Annotated[float, Field(gt=0)] = 60.0
+
+    # --- generation -----------------------------------------------------------------------
+    generation_provider: GenerationProvider = GenerationProvider.EXTRACTIVE
+    generation_model: str | None = None
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    context_token_budget: PositiveInt = 6000
+    max_output_tokens: Annotated[int, Field(gt=0, le=8192)] = 1024
+    default_temperature: Annotated[float, Field(ge=0, le=2)] = 0.2
+    system_prompt: str | None = None
+
+    # --- ingestion ------------------------------------------------------------------------
+    chunk_tokens: Annotated[int, Field(ge=32, le=8192)] = 256
+    chunk_overlap_tokens: Annotated[int, Field(ge=0)] = 32
+    max_file_bytes: PositiveInt = 50 * 1024 * 1024
+    max_pdf_pages: PositiveInt = 2000
+    max_delivery_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    job_timeout_seconds: PositiveInt = 540
+
+    # --- query ----------------------------------------------------------------------------
+    max_request_bytes: PositiveInt = 64 * 1024
+    default_top_k: Annotated[int, Field(ge=1, le=50)] = 5
+    hnsw_ef_search: Annotated[int, Field(ge=1, le=1000)] = 100
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Self:
+        if self.chunk_overlap_tokens >= self.chunk_tokens:
+            raise ValueError(
+                f"{ENV_PREFIX}CHUNK_OVERLAP_TOKENS must be smaller than {ENV_PREFIX}CHUNK_TOKENS"
+            )
+        if self.mode is Mode.CLOUD and not self.database_url:
+            for name in ("db_instance_connection_name", "db_iam_user"):
+                if not getattr(self, name):
+                    raise ValueError(
+                        f"{ENV_PREFIX}{name.upper()} is required in cloud mode "
+                        f"(or set {ENV_PREFIX}DATABASE_URL)"
+                    )
+        if self.generation_provider is GenerationProvider.OPENAI and not self.openai_base_url:
+            raise ValueError(
+                f"{ENV_PREFIX}OPENAI_BASE_URL is required when "
+                f"{ENV_PREFIX}GENERATION_PROVIDER=openai"
+            )
+        model = self.resolved_embedding_model
+        if self.embedding_dim is None and model not in MODEL_DIMENSIONS:
+            raise ValueError(
+                f"{ENV_PREFIX}EMBEDDING_DIM is required for unknown model {model!r} "
+                f"(set by {ENV_PREFIX}EMBEDDING_MODEL)"
+            )
+        return self
+
+    @property
+    def resolved_embedding_model(self) -> str:
+        if self.embedding_model:
+            return self.embedding_model
+        if self.embedding_provider is EmbeddingProvider.VERTEX:
+            return "gemini-embedding-001"
+        return "all-MiniLM-L6-v2"
+
+    @property
+    def resolved_embedding_dim(self) -> int:
+        return self.embedding_dim or MODEL_DIMENSIONS[self.resolved_embedding_model]
+
+    @property
+    def resolved_generation_model(self) -> str:
+        if self.generation_model:
+            return self.generation_model
+        return {
+            GenerationProvider.EXTRACTIVE: "extractive",
+            GenerationProvider.GEMINI: "gemini-2.5-flash",
+            GenerationProvider.OPENAI: "llama3.1",
+        }[self.generation_provider]
+
+
+def _describe(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        loc = [str(part) for part in item["loc"]]
+        name = f"{ENV_PREFIX}{loc[0].upper()}" if loc else "settings"
+        message = item["msg"].removeprefix("Value error, ")
+        lines.append(f"{name}: {message}" if loc else message)
+    return "invalid configuration: " + "; ".join(lines)
+
+
+def load_settings() -> Settings:
+    """Read and validate the environment now; raise ConfigError naming the bad variable."""
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise ConfigError(_describe(error)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once (call `get_settings.cache_clear()` after changes)."""
+    return load_settings()

@@ -1,0 +1,25 @@
+"""The small error hierarchy that decides retry versus record-and-acknowledge versus HTTP status."""
+
+from __future__ import annotations
+
+
+class PermanentIngestionError(Exception):
+    """Bad input that can never succeed (corrupt, encrypted, empty, unsupported, too large).
+
+    The job is marked failed with this message and the event is acknowledged: no retry storm.
+    The message is shown to users, so it must be readable and must not contain document text.
+    """
+
+
+class TransientError(Exception):
+    """A dependency failed in a way that may heal (database, model quota, network): retry."""
+
+
+class ApiError(Exception):
+    """An HTTP error with a stable machine-readable code and a human message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message

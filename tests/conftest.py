@@ -1,0 +1,51 @@
+"""Session-wide real components: one embedded Postgres + pgvector per test session.
+
+Every test gets isolation from fresh teams/projects (see `tests.fixtures.factories`), never from
+mocks. Fixtures for the emulators and served functions live in `tests/fixtures/` and are
+registered below.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from common import embedded_pg
+from common.config import get_settings
+from common.db import reset_engine
+
+pytest_plugins = [
+    "tests.fixtures.factories",
+]
+
+TEST_DATABASE = "ai_infra_test"
+
+
+@pytest.fixture(scope="session")
+def embedded_server(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[embedded_pg.EmbeddedPostgres]:
+    server = embedded_pg.start(tmp_path_factory.mktemp("pg"), database=TEST_DATABASE)
+    yield server
+    reset_engine()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url(embedded_server: embedded_pg.EmbeddedPostgres) -> Iterator[str]:
+    """A migrated database; its URL is exported so subprocesses (functions) share it."""
+    from common import migrate
+
+    os.environ["AI_INFRA_DATABASE_URL"] = embedded_server.url
+    get_settings.cache_clear()
+    reset_engine()
+    migrate.upgrade()
+    yield embedded_server.url
+
+
+@pytest.fixture(scope="session")
+def project_root() -> Path:
+    return Path(__file__).resolve().parent.parent
