@@ -23,3 +23,11 @@ class ApiError(Exception):
         self.status = status
         self.code = code
         self.message = message
+
+
+class ModelRateLimitedError(TransientError):
+    """The model endpoint kept answering 429 after our retries (the query API maps it to 429)."""
+
+
+class ModelUnavailableError(TransientError):
+    """The model endpoint kept failing (5xx, network) after our retries."""
