@@ -1,0 +1,129 @@
+"""Visible text of an HTML document with the stdlib parser (tolerant of broken markup, no deps).
+
+Dropped: <head> (title and metadata: the document title comes from the file name), script, style,
+noscript, template, svg, iframe, object, canvas, and any element marked `hidden`,
+`aria-hidden="true"` or styled `display:none`. Block elements become paragraph breaks, <br> and
+list items line breaks, table cells are separated by spaces; inside <pre> line breaks are kept,
+elsewhere source whitespace collapses as a browser would.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+_INVISIBLE = frozenset(
+    {
+        "head",
+        "title",
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "svg",
+        "iframe",
+        "object",
+        "canvas",
+    }
+)
+_VOID = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param",
+     "source", "track", "wbr"}
+)  # fmt: skip
+_BLOCK = frozenset(
+    {"address", "article", "aside", "blockquote", "body", "caption", "dd", "details", "dialog",
+     "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1", "h2", "h3",
+     "h4", "h5", "h6", "header", "hr", "html", "legend", "main", "nav", "ol", "p", "pre",
+     "section", "summary", "table", "tbody", "tfoot", "thead", "ul"}
+)  # fmt: skip
+_LINE = frozenset({"br", "li", "tr", "option"})
+_CELL = frozenset({"td", "th"})
+_DISPLAY_NONE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
+_WHITESPACE = re.compile(r"\s+")
+_META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
+
+
+def declared_charset(data: bytes) -> str | None:
+    """The charset a <meta> tag declares in the first 4 KiB, as browsers look for it."""
+    match = _META_CHARSET.search(data[:4096])
+    return match.group(1).decode("ascii") if match else None
+
+
+def html_to_text(source: str) -> str:
+    """Visible text with block structure as blank lines (whitespace is normalised afterwards)."""
+    parser = _VisibleText()
+    parser.feed(source)
+    parser.close()
+    return parser.text()
+
+
+def _is_hidden(attrs: list[tuple[str, str | None]]) -> bool:
+    for name, value in attrs:
+        if name == "hidden":
+            return True
+        if name == "aria-hidden" and (value or "").strip().lower() == "true":
+            return True
+        if name == "style" and value and _DISPLAY_NONE.search(value):
+            return True
+    return False
+
+
+class _VisibleText(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self._parts: list[str] = []
+        self._skip_tag: str | None = None  # the element whose subtree is being dropped
+        self._skip_depth = 0
+        self._pre_depth = 0
+
+    def text(self) -> str:
+        return "".join(self._parts)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._skip_tag == "head" and tag == "body":
+            self._skip_tag, self._skip_depth = (
+                None,
+                0,
+            )  # an unclosed <head> ends where <body> starts
+        if self._skip_tag is not None:
+            if tag == self._skip_tag:
+                self._skip_depth += 1
+            return
+        if tag not in _VOID and (tag in _INVISIBLE or _is_hidden(attrs)):
+            self._skip_tag, self._skip_depth = tag, 1
+            return
+        self._break(tag)
+        if tag == "pre":
+            self._pre_depth += 1
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if self._skip_tag is None:
+            self._break(tag)  # <br/>, <hr/>: a self-closed element has no content to hide
+
+    def handle_endtag(self, tag: str) -> None:
+        if self._skip_tag is not None:
+            if tag == self._skip_tag:
+                self._skip_depth -= 1
+                if self._skip_depth == 0:
+                    self._skip_tag = None
+            return
+        if tag == "pre" and self._pre_depth:
+            self._pre_depth -= 1
+        if tag in _BLOCK:  # line and cell breaks go before their element, blocks around it
+            self._break(tag)
+
+    def handle_data(self, data: str) -> None:
+        if self._skip_tag is not None:
+            return
+        if self._pre_depth:
+            self._parts.append(data)
+        else:
+            self._parts.append(_WHITESPACE.sub(" ", data))
+
+    def _break(self, tag: str) -> None:
+        if tag in _BLOCK:
+            self._parts.append("\n\n")
+        elif tag in _LINE:
+            self._parts.append("\n")
+        elif tag in _CELL:
+            self._parts.append(" ")
