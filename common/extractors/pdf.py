@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import struct
 import zlib
 from typing import TYPE_CHECKING
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
     from pypdf import PdfReader
 
 logger = logging.getLogger(__name__)
+
+# pypdf messages sometimes quote raw bytes of the file, which may be document text: cut them.
+_BYTES_LITERAL = re.compile(r"""\s*(?<!\w)b['"].*""", re.DOTALL)
 
 # pypdf raises its own errors for most malformed input, but on hostile or damaged files it also
 # leaks builtin errors from its parsers (bad numbers, missing keys, truncated structs, deep
@@ -55,6 +59,8 @@ def extract_pdf_pages(data: bytes, *, max_pages: int) -> list[str]:
         raise PermanentIngestionError(
             f"the PDF uses encryption this service cannot open: {exc}"
         ) from exc
+    except NotImplementedError as exc:
+        raise _unsupported_feature(exc) from exc
     except broken as exc:
         raise _corrupt(exc) from exc
     if count > max_pages:
@@ -65,6 +71,8 @@ def extract_pdf_pages(data: bytes, *, max_pages: int) -> list[str]:
     for number, page in enumerate(reader.pages, start=1):
         try:
             pages.append(page.extract_text())
+        except NotImplementedError as exc:
+            raise _unsupported_feature(exc, page=number) from exc
         except broken as exc:
             raise _corrupt(exc, page=number) from exc
     return pages
@@ -83,8 +91,23 @@ def _encrypted() -> PermanentIngestionError:
     )
 
 
+def _unsupported_feature(
+    exc: NotImplementedError, *, page: int | None = None
+) -> PermanentIngestionError:
+    """pypdf raises NotImplementedError for stream filters and features it cannot decode."""
+    where = f" (page {page})" if page is not None else ""
+    detail = _detail(exc) or "unsupported feature"
+    return PermanentIngestionError(f"the PDF uses a feature that cannot be read{where}: {detail}")
+
+
 def _corrupt(exc: BaseException, *, page: int | None = None) -> PermanentIngestionError:
     where = f" (page {page})" if page is not None else ""
-    detail = str(exc).strip() or type(exc).__name__
     logger.info("unreadable PDF%s: %s", where, type(exc).__name__)
-    return PermanentIngestionError(f"the PDF is corrupt or truncated{where}: {detail[:200]}")
+    detail = _detail(exc) or type(exc).__name__
+    return PermanentIngestionError(f"the PDF is corrupt or truncated{where}: {detail}")
+
+
+def _detail(exc: BaseException) -> str:
+    """The parser's own words, without quoted file bytes, at most 160 characters."""
+    detail = _BYTES_LITERAL.sub("", str(exc)).strip().rstrip(":@ ")
+    return detail if len(detail) <= 160 else detail[:159] + "\u2026"
