@@ -9,6 +9,7 @@ safe to show to users (it never quotes document text).
 
 from __future__ import annotations
 
+import functools
 import mimetypes
 from dataclasses import dataclass
 from enum import StrEnum
@@ -78,8 +79,14 @@ def sniff_mime_type(filename: str, declared: str | None) -> str | None:
         known = _BY_EXTENSION.get(name[dot:])
         if known:
             return known
-    guessed, _ = mimetypes.MimeTypes().guess_type(name, strict=False)
+    guessed, _ = _builtin_mime_table().guess_type(name, strict=False)
     return guessed or declared_type
+
+
+@functools.cache
+def _builtin_mime_table() -> mimetypes.MimeTypes:
+    """Python's built-in extension table, read once (not the host's /etc/mime.types)."""
+    return mimetypes.MimeTypes()
 
 
 def extract_text(
