@@ -54,6 +54,9 @@ def start(data_dir: Path, database: str = DEFAULT_DATABASE) -> EmbeddedPostgres:
             "the embedded Postgres needs the 'local' extra: uv sync --extra local"
         ) from error
 
+    from common.pgvector_build import ensure_portable_pgvector
+
+    ensure_portable_pgvector(Path(pgserver.__file__).parent / "pginstall")
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     fresh = not (data_dir / "PG_VERSION").exists()
