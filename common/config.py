@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     dead_letter_topic: str = "ingest-jobs-dead-letter"
     storage_emulator_host: str | None = None
     pubsub_emulator_host: str | None = None
+    # Local stack only: where uploads made by `ai-infra` send the storage CloudEvent that
+    # Eventarc sends in the cloud (the ingest_trigger function's URL).
+    event_sink_url: str | None = None
 
     # --- embeddings -----------------------------------------------------------------------
     embedding_provider: EmbeddingProvider = EmbeddingProvider.LOCAL

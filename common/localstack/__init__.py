@@ -1,0 +1,5 @@
+"""Local stand-ins for the cloud: the GCS emulator, the Pub/Sub emulator, served functions.
+
+Used by `ai-infra dev` and by the tests; needs the `local` extra (and the Google Cloud SDK for
+the Pub/Sub emulator).
+"""
