@@ -195,6 +195,9 @@ class IngestionJob(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     # Delivery attempts counted on the row itself (a raw Pub/Sub push does not carry the count).
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # Set once the job message is handed to Pub/Sub: a redelivered storage event republishes
+    # only when this is still empty, so each generation yields one message.
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     chunks_created: Mapped[int | None] = mapped_column(Integer)

@@ -1,0 +1,259 @@
+"""Flow 2: run one ingestion job (download, extract, chunk, embed, replace chunks).
+
+At-least-once rules: a finished job or one superseded by a newer generation is acknowledged and
+skipped; a job another worker is running (lease younger than `job_timeout_seconds`) is retried
+later; the final write re-checks, under row locks, that this attempt still owns the job and the
+generation is still current, then replaces the chunks, finishes the job and makes the document
+ready in ONE transaction. Bad files fail the job permanently; transient errors are re-raised so
+Pub/Sub redelivers, until the last attempt, which fails the job and dead-letters the message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy.orm import Session
+
+from common.chunk_store import replace_chunks
+from common.chunking import Chunk, chunk_text
+from common.config import get_settings
+from common.db import transaction
+from common.embeddings import get_embedder
+from common.errors import PermanentIngestionError, TransientError
+from common.events import JobMessage
+from common.extract import extract_text
+from common.messaging import get_publisher
+from common.models import Document, DocumentStatus, IngestionJob, JobStatus
+from common.storage import get_blob_store
+
+logger = logging.getLogger(__name__)
+
+
+class JobOutcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    GAVE_UP = "gave_up"
+
+
+@dataclass(frozen=True)
+class _Claim:
+    job_id: uuid.UUID
+    attempt: int
+    document_id: uuid.UUID
+    project_id: uuid.UUID
+    mime_type: str | None
+    size_bytes: int | None
+    content_hash: str | None
+
+
+def run_job(message: JobMessage) -> JobOutcome:
+    """Process one job message; returns normally to acknowledge, raises TransientError to retry."""
+    settings = get_settings()
+    claim = _claim(message)
+    if isinstance(claim, JobOutcome):
+        return claim
+    started = time.monotonic()
+    try:
+        chunks, embeddings, model = _build_chunks(message, claim)
+        written = _finish(claim, chunks, embeddings, model)
+    except PermanentIngestionError as error:
+        _fail(claim, str(error))
+        logger.warning("ingestion failed: %s", error, extra=_log_ids(claim))
+        return JobOutcome.FAILED
+    except Exception as error:
+        reason = _describe(error)
+        if claim.attempt >= settings.max_delivery_attempts:
+            _fail(claim, f"gave up after {claim.attempt} attempts: {reason}")
+            _dead_letter(message, reason)
+            logger.error("ingestion gave up: %s", reason, extra=_log_ids(claim))
+            return JobOutcome.GAVE_UP
+        _record_retry(claim, reason)
+        logger.warning("ingestion will be retried: %s", reason, extra=_log_ids(claim))
+        if isinstance(error, TransientError):
+            raise
+        raise TransientError(reason) from error
+    if written is None:
+        return JobOutcome.SKIPPED
+    logger.info(
+        "ingestion succeeded",
+        extra={
+            **_log_ids(claim),
+            "chunks": written,
+            "seconds": round(time.monotonic() - started, 3),
+        },
+    )
+    return JobOutcome.SUCCEEDED
+
+
+def _claim(message: JobMessage) -> _Claim | JobOutcome:
+    settings = get_settings()
+    now = datetime.now(UTC)
+    with transaction() as session:
+        job = session.get(IngestionJob, message.job_id, with_for_update=True)
+        if job is None:
+            logger.info(
+                "job no longer exists (document deleted)", extra={"job_id": str(message.job_id)}
+            )
+            return JobOutcome.SKIPPED
+        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+            return JobOutcome.SKIPPED
+        document = session.get_one(Document, job.document_id, with_for_update=True)
+        if document.generation != job.generation:
+            _supersede(job, document, now)
+            return JobOutcome.SKIPPED
+        lease = timedelta(seconds=settings.job_timeout_seconds)
+        if job.status is JobStatus.RUNNING and job.started_at and now - job.started_at < lease:
+            raise TransientError("the job is being processed by another delivery")
+        job.attempts += 1
+        job.status = JobStatus.RUNNING
+        job.started_at = now
+        if document.status is not DocumentStatus.READY:
+            document.status = DocumentStatus.PROCESSING
+        return _Claim(
+            job_id=job.id,
+            attempt=job.attempts,
+            document_id=document.id,
+            project_id=document.project_id,
+            mime_type=document.mime_type,
+            size_bytes=document.size_bytes,
+            content_hash=document.content_hash,
+        )
+
+
+def _build_chunks(message: JobMessage, claim: _Claim) -> tuple[list[Chunk], object, str]:
+    settings = get_settings()
+    limit = settings.max_file_bytes
+    if claim.size_bytes is not None and claim.size_bytes > limit:
+        raise PermanentIngestionError(_too_large(claim.size_bytes, limit))
+    data = get_blob_store().download(message.bucket, message.name, message.generation)
+    if len(data) > limit:
+        raise PermanentIngestionError(_too_large(len(data), limit))
+    if (
+        claim.content_hash
+        and hashlib.md5(data, usedforsecurity=False).hexdigest() != claim.content_hash
+    ):
+        raise PermanentIngestionError(
+            "the object changed while queued (superseded by a newer upload)"
+        )
+    document = extract_text(
+        data, mime_type=claim.mime_type, filename=message.name, max_pages=settings.max_pdf_pages
+    )
+    embedder = get_embedder()
+    chunks = chunk_text(
+        document,
+        max_tokens=settings.chunk_tokens,
+        overlap_tokens=settings.chunk_overlap_tokens,
+        tokenizer=embedder,
+    )
+    if not chunks:
+        raise PermanentIngestionError("no text to index after extraction")
+    embeddings = embedder.embed_documents([chunk.content for chunk in chunks])
+    return chunks, embeddings, embedder.model_name
+
+
+def _finish(claim: _Claim, chunks: list[Chunk], embeddings: object, model: str) -> int | None:
+    import numpy as np
+
+    now = datetime.now(UTC)
+    with transaction() as session:
+        job, document = _locked(session, claim)
+        if job is None or document is None:
+            return None
+        written = replace_chunks(
+            session,
+            document_id=document.id,
+            project_id=document.project_id,
+            chunks=chunks,
+            embeddings=np.asarray(embeddings),
+        )
+        job.status = JobStatus.SUCCEEDED
+        job.finished_at = now
+        job.chunks_created = written
+        job.embedding_model = model
+        job.error_message = None
+        document.status = DocumentStatus.READY
+        document.error_message = None
+        document.ready_generation = job.generation
+        document.ready_content_hash = document.content_hash
+        document.embedding_model = model
+        document.chunk_count = written
+        return written
+
+
+def _locked(session: Session, claim: _Claim) -> tuple[IngestionJob | None, Document | None]:
+    """The job and document if this attempt still owns a current job, else (None, None)."""
+    job = session.get(IngestionJob, claim.job_id, with_for_update=True)
+    if job is None or job.status is not JobStatus.RUNNING or job.attempts != claim.attempt:
+        return None, None
+    document = session.get(Document, job.document_id, with_for_update=True)
+    if document is None:
+        return None, None
+    if document.generation != job.generation:
+        _supersede(job, document, datetime.now(UTC))
+        return None, None
+    return job, document
+
+
+def _fail(claim: _Claim, reason: str) -> None:
+    with transaction() as session:
+        job, document = _locked(session, claim)
+        if job is None or document is None:
+            return
+        job.status = JobStatus.FAILED
+        job.error_message = reason
+        job.finished_at = datetime.now(UTC)
+        document.status = DocumentStatus.FAILED
+        document.error_message = reason
+
+
+def _record_retry(claim: _Claim, reason: str) -> None:
+    """Keep the last error visible and release the lease so the redelivery can run at once."""
+    try:
+        with transaction() as session:
+            job, _ = _locked(session, claim)
+            if job is not None:
+                job.status = JobStatus.QUEUED
+                job.error_message = f"attempt {claim.attempt} failed: {reason}"
+    except Exception:  # the database itself may be what failed; the lease then expires
+        logger.exception("could not record the failed attempt", extra=_log_ids(claim))
+
+
+def _supersede(job: IngestionJob, document: Document, now: datetime) -> None:
+    if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+        job.status = JobStatus.FAILED
+        job.error_message = f"superseded by generation {document.generation}"
+        job.finished_at = now
+
+
+def _dead_letter(message: JobMessage, reason: str) -> None:
+    settings = get_settings()
+    try:
+        get_publisher().publish(
+            settings.dead_letter_topic, message.to_payload(), {"reason": reason[:500]}
+        )
+    except TransientError:
+        logger.exception("could not publish to the dead-letter topic")
+
+
+def _too_large(size: int, limit: int) -> str:
+    return f"the file is too large ({size:,} bytes; the limit is {limit:,} bytes)"
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}"[:500] if text else type(error).__name__
+
+
+def _log_ids(claim: _Claim) -> dict[str, object]:
+    return {
+        "job_id": str(claim.job_id),
+        "document_id": str(claim.document_id),
+        "attempt": claim.attempt,
+    }

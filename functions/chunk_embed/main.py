@@ -1,0 +1,30 @@
+"""Pub/Sub job worker: messagePublished -> extracted, chunked, embedded, stored chunks.
+
+Returning acknowledges the message; raising makes Pub/Sub redeliver it with backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from common.events import MalformedEventError, parse_job_message
+from common.jobs import run_job
+from common.runtime import ensure_schema_matches, start_function
+
+start_function()
+logger = logging.getLogger("functions.chunk_embed")
+
+
+@functions_framework.cloud_event
+def chunk_embed(event: CloudEvent) -> None:
+    try:
+        message = parse_job_message(event.get_data())
+    except MalformedEventError as error:
+        logger.warning("malformed job message acknowledged: %s", error)
+        return
+    ensure_schema_matches()
+    outcome = run_job(message)
+    logger.info("job message handled", extra={"job_id": str(message.job_id), "outcome": outcome})

@@ -1,0 +1,44 @@
+"""Eventarc storage trigger: object finalized / deleted -> document row, job row, job message.
+
+Returning acknowledges the event; raising (TransientError) makes Eventarc retry it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from common import ingest
+from common.events import (
+    STORAGE_DELETED,
+    STORAGE_FINALIZED,
+    MalformedEventError,
+    parse_storage_event,
+)
+from common.runtime import start_function
+
+start_function()
+logger = logging.getLogger("functions.ingest_trigger")
+
+
+@functions_framework.cloud_event
+def ingest_trigger(event: CloudEvent) -> None:
+    attributes = event.get_attributes()
+    try:
+        parsed = parse_storage_event(dict(attributes), event.get_data())
+    except MalformedEventError as error:
+        logger.warning("malformed storage event acknowledged: %s", error)
+        return
+    if parsed.event_type == STORAGE_FINALIZED:
+        result = ingest.handle_object_finalized(parsed)
+    elif parsed.event_type == STORAGE_DELETED:
+        result = ingest.handle_object_deleted(parsed)
+    else:
+        logger.warning("unexpected event type acknowledged", extra={"type": parsed.event_type})
+        return
+    logger.info(
+        "storage event handled",
+        extra={"event_id": parsed.event_id, "outcome": result.outcome.value},
+    )
