@@ -63,7 +63,12 @@ def start(data_dir: Path, database: str = DEFAULT_DATABASE) -> EmbeddedPostgres:
     server = pgserver.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
     socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
     if fresh:
+        # shared_buffers and max_connections need a restart: stop through pgserver (so its
+        # handle bookkeeping stays right) and start again.
         _tune(server)
+        server.cleanup()
+        server = pgserver.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
+        socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
     _ensure_database(server, database)
     logger.info("embedded postgres ready", extra={"data_dir": str(data_dir)})
     return EmbeddedPostgres(server=server, socket_dir=socket_dir, database=database)
@@ -72,10 +77,6 @@ def start(data_dir: Path, database: str = DEFAULT_DATABASE) -> EmbeddedPostgres:
 def _tune(server: Any) -> None:
     statements = "".join(f"ALTER SYSTEM SET {k} = '{v}';" for k, v in SERVER_SETTINGS.items())
     server.psql(statements)
-    # shared_buffers and max_connections need a restart; pg_ctl reads the data folder.
-    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
-
-    pg_ctl(["-w", "restart"], pgdata=server.pgdata, user=server.system_user, timeout=30)
 
 
 def _ensure_database(server: Any, database: str) -> None:

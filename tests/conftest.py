@@ -19,6 +19,7 @@ from common.db import reset_engine
 
 pytest_plugins = [
     "tests.fixtures.factories",
+    "tests.fixtures.stack",
 ]
 
 TEST_DATABASE = "ai_infra_test"
