@@ -1,0 +1,225 @@
+"""`ai-infra dev`: the whole system on one machine, no cloud account.
+
+Embedded Postgres + pgvector (migrated), the GCS emulator, the Pub/Sub emulator wired to the
+worker as in `infra/`, the three functions under functions-framework, a demo tenant, and an
+inbox folder whose files are uploaded and announced with the CloudEvent Eventarc would send.
+Ctrl-C stops every child; nothing is left listening.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from common.config import get_settings
+from common.localstack import functions, gcs, pubsub
+from common.localstack.inbox import InboxWatcher
+from common.localstack.processes import Child, port_open
+from common.localstack.state import clear_state, running_stack_environment, write_state
+
+DEMO_FILE = "demo.json"
+
+
+@dataclass
+class DevPorts:
+    query: int = 8080
+    ingest_trigger: int = 8081
+    chunk_embed: int = 8082
+    gcs: int = 9023
+    pubsub: int = 8085
+
+
+@dataclass
+class _Stack:
+    children: list[Child] = field(default_factory=list)
+    database: object | None = None
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            child.stop()
+        self.children.clear()
+        if self.database is not None:
+            self.database.stop()  # type: ignore[attr-defined]
+            self.database = None
+
+
+class DevError(RuntimeError):
+    """A start-up problem the user can fix (port taken, stack already running)."""
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def run_dev(
+    data_dir: Path | None = None, inbox: Path | None = None, ports: DevPorts | None = None
+) -> int:
+    settings = get_settings()
+    data_dir = (data_dir or settings.local_data_dir).resolve()
+    inbox = (inbox or Path("inbox")).resolve()
+    ports = ports or DevPorts()
+    if running_stack_environment(data_dir) is not None:
+        raise DevError(f"a dev stack is already running for {data_dir}")
+    _check_ports(ports)
+    stack = _Stack()
+    stopping = False
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        environment = _start(stack, settings.bucket, data_dir, ports)
+        demo = _demo_tenant(data_dir)
+        watcher = InboxWatcher(
+            inbox,
+            bucket=environment["AI_INFRA_BUCKET"],
+            event_sink_url=environment["AI_INFRA_EVENT_SINK_URL"],
+            aliases={"demo": demo["project_id"]},
+            report=say,
+        )
+        watcher.prepare([demo["project_id"], "demo"])
+        write_state(data_dir, environment)
+        _banner(ports, inbox, demo)
+        while not stopping:
+            watcher.scan()
+            for child in stack.children:
+                if child.process.poll() is not None:
+                    say(f"{child.name} stopped unexpectedly:\n{child.log_tail()}")
+                    return 1
+            time.sleep(1.0)
+        say("stopping ...")
+        return 0
+    finally:
+        clear_state(data_dir)
+        stack.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        say("stopped; nothing is left running")
+
+
+def _check_ports(ports: DevPorts) -> None:
+    for name, port in vars(ports).items():
+        if port_open(port):
+            raise DevError(f"port {port} ({name}) is already in use")
+
+
+def _start(stack: _Stack, bucket: str, data_dir: Path, ports: DevPorts) -> dict[str, str]:
+    from common import embedded_pg, migrate
+    from common.db import reset_engine
+    from common.messaging import reset_publisher
+    from common.storage import get_blob_store, reset_blob_store
+
+    logs = data_dir / "logs"
+    say(f"starting the embedded Postgres + pgvector (data in {data_dir / 'pg'}) ...")
+    database = embedded_pg.start(data_dir / "pg")
+    stack.database = database
+    environment = {
+        "AI_INFRA_MODE": "local",
+        "AI_INFRA_DATABASE_URL": database.url,
+        "AI_INFRA_BUCKET": bucket,
+        "AI_INFRA_STORAGE_EMULATOR_HOST": gcs.emulator_url(ports.gcs),
+        "AI_INFRA_EVENT_SINK_URL": f"http://127.0.0.1:{ports.ingest_trigger}/",
+    }
+    os.environ.update(environment)
+    _refresh(reset_engine, reset_blob_store, reset_publisher)
+    migrate.upgrade()
+    say(f"database migrated to {migrate.head_revision()}")
+
+    say(f"starting the GCS emulator on :{ports.gcs} ...")
+    stack.children.append(
+        gcs.start_gcs_emulator(port=ports.gcs, data_dir=data_dir / "gcs", log_dir=logs)
+    )
+    get_blob_store().ensure_bucket(bucket)
+
+    if not pubsub.gcloud_available():
+        raise DevError(
+            "the Pub/Sub emulator needs the Google Cloud SDK (gcloud): install it from "
+            "https://cloud.google.com/sdk/docs/install and run `gcloud components install "
+            "pubsub-emulator beta`"
+        )
+    say(f"starting the Pub/Sub emulator on :{ports.pubsub} ...")
+    settings = get_settings()
+    stack.children.append(
+        pubsub.start_pubsub_emulator(
+            port=ports.pubsub,
+            project=settings.gcp_project,
+            data_dir=data_dir / "pubsub",
+            log_dir=logs,
+        )
+    )
+    environment["AI_INFRA_PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{ports.pubsub}"
+    os.environ.update(environment)
+    _refresh(reset_engine, reset_blob_store, reset_publisher)
+    pubsub.wire_topics(get_settings(), push_endpoint=f"http://127.0.0.1:{ports.chunk_embed}/")
+
+    for name in ("chunk_embed", "ingest_trigger", "query"):
+        port = getattr(ports, name)
+        say(f"starting {name} on :{port} ...")
+        stack.children.append(
+            functions.start_function(name, port=port, env=environment, log_dir=logs)
+        )
+    return environment
+
+
+def _refresh(*resets: object) -> None:
+    get_settings.cache_clear()
+    for reset in resets:
+        reset()  # type: ignore[operator]
+
+
+def _demo_tenant(data_dir: Path) -> dict[str, str]:
+    """The demo team/project/key, created on first run; the raw key is kept only locally."""
+    from common.auth import generate_api_key, hash_api_key
+    from common.db import transaction
+    from common.models import ApiKey, Project, Team
+
+    path = data_dir / DEMO_FILE
+    if path.exists():
+        demo: dict[str, str] = json.loads(path.read_text())
+        with transaction() as session:
+            if session.get(Project, uuid.UUID(demo["project_id"])) is not None:
+                return demo
+    raw_key = generate_api_key()
+    with transaction() as session:
+        team = Team(name=f"demo-{uuid.uuid4().hex[:6]}")
+        session.add(team)
+        session.flush()
+        project = Project(team_id=team.id, name="demo")
+        key = ApiKey(
+            team_id=team.id, key_hash=hash_api_key(raw_key), key_prefix=raw_key[:12], name="demo"
+        )
+        session.add_all([project, key])
+        session.flush()
+        demo = {"team_id": str(team.id), "project_id": str(project.id), "api_key": raw_key}
+    path.write_text(json.dumps(demo, indent=2))
+    path.chmod(0o600)
+    return demo
+
+
+def _banner(ports: DevPorts, inbox: Path, demo: dict[str, str]) -> None:
+    query = f"http://127.0.0.1:{ports.query}"
+    say("")
+    say("ai-infra is running locally.")
+    say(f"  query API      {query}  (OpenAPI: {query}/v1/openapi.json)")
+    say(f"  demo project   {demo['project_id']}")
+    say(f"  demo API key   {demo['api_key']}")
+    say(f"  inbox          {inbox / 'demo'}  (or {inbox}/<project_id>/)")
+    say("")
+    say("Drop a PDF into the inbox, then ask:")
+    body = json.dumps({"question": "What is this document about?"})
+    say(
+        f"  curl -s {query}/v1/projects/{demo['project_id']}/query "
+        f"-H 'Authorization: Bearer {demo['api_key']}' -H 'Content-Type: application/json' "
+        f"-d '{body}'"
+    )
+    say("Press Ctrl-C to stop.")
+    sys.stdout.flush()
