@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     # Local stack only: where uploads made by `ai-infra` send the storage CloudEvent that
     # Eventarc sends in the cloud (the ingest_trigger function's URL).
     event_sink_url: str | None = None
+    # Local stack without the Google Cloud SDK: the Pub/Sub REST endpoint of the built-in push
+    # broker (`common/localstack/push_broker.py`); publishing then goes over REST to it.
+    pubsub_rest_url: str | None = None
 
     # --- embeddings -----------------------------------------------------------------------
     embedding_provider: EmbeddingProvider = EmbeddingProvider.LOCAL
@@ -100,6 +103,9 @@ class Settings(BaseSettings):
     embedding_batch_size: Annotated[int, Field(gt=0, le=250)] = 32
     # Override of the Vertex AI endpoint: a regional endpoint, or a local stand-in in tests.
     vertex_base_url: str | None = None
+    # A fixed OAuth access token for Vertex AI instead of Application Default Credentials: for
+    # local stand-ins and short-lived manual runs only; leave unset in the cloud.
+    vertex_access_token: str | None = None
     model_max_retries: Annotated[int, Field(ge=0, le=20)] = 5
     model_retry_base_seconds: Annotated[float, Field(ge=0)] = 1.0
     model_retry_max_seconds: Annotated[float, Field(gt=0)] = 60.0

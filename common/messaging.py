@@ -42,6 +42,31 @@ class PubSubPublisher:
             raise TransientError(f"publishing to {topic} failed: {type(error).__name__}") from error
 
 
+class RestPublisher:
+    """Publishes with the Pub/Sub REST call; used with the local push broker (no gcloud)."""
+
+    def __init__(self, base_url: str, project: str) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._project = project
+
+    def publish(self, topic: str, data: dict[str, Any], attributes: dict[str, str]) -> str:
+        import base64
+
+        import httpx
+
+        payload = json.dumps(data, separators=(",", ":"), sort_keys=True).encode()
+        body = {
+            "messages": [{"data": base64.b64encode(payload).decode(), "attributes": attributes}]
+        }
+        url = f"{self._base_url}/v1/projects/{self._project}/topics/{topic}:publish"
+        try:
+            response = httpx.post(url, json=body, timeout=PUBLISH_TIMEOUT_SECONDS)
+            response.raise_for_status()
+            return str(response.json()["messageIds"][0])
+        except (httpx.HTTPError, KeyError, ValueError) as error:
+            raise TransientError(f"publishing to {topic} failed: {type(error).__name__}") from error
+
+
 def pubsub_clients(settings: Settings) -> tuple[Any, Any]:
     """(publisher, subscriber) clients for the cloud or the emulator."""
     from google.cloud import pubsub_v1
@@ -73,8 +98,11 @@ def get_publisher() -> Publisher:
         with _lock:
             if _publisher is None:
                 settings = get_settings()
-                client, _ = pubsub_clients(settings)
-                _publisher = PubSubPublisher(client, settings.gcp_project)
+                if settings.pubsub_rest_url and not settings.pubsub_emulator_host:
+                    _publisher = RestPublisher(settings.pubsub_rest_url, settings.gcp_project)
+                else:
+                    client, _ = pubsub_clients(settings)
+                    _publisher = PubSubPublisher(client, settings.gcp_project)
     return _publisher
 
 

@@ -22,6 +22,7 @@ from common.config import get_settings
 from common.localstack import functions, gcs, pubsub
 from common.localstack.inbox import InboxWatcher
 from common.localstack.processes import Child, port_open
+from common.localstack.push_broker import PushBroker, PushSubscription
 from common.localstack.state import clear_state, running_stack_environment, write_state
 
 DEMO_FILE = "demo.json"
@@ -40,11 +41,15 @@ class DevPorts:
 class _Stack:
     children: list[Child] = field(default_factory=list)
     database: object | None = None
+    broker: PushBroker | None = None
 
     def stop(self) -> None:
         for child in reversed(self.children):
             child.stop()
         self.children.clear()
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
         if self.database is not None:
             self.database.stop()  # type: ignore[attr-defined]
             self.database = None
@@ -140,26 +145,45 @@ def _start(stack: _Stack, bucket: str, data_dir: Path, ports: DevPorts) -> dict[
     )
     get_blob_store().ensure_bucket(bucket)
 
-    if not pubsub.gcloud_available():
-        raise DevError(
-            "the Pub/Sub emulator needs the Google Cloud SDK (gcloud): install it from "
-            "https://cloud.google.com/sdk/docs/install and run `gcloud components install "
-            "pubsub-emulator beta`"
-        )
-    say(f"starting the Pub/Sub emulator on :{ports.pubsub} ...")
     settings = get_settings()
-    stack.children.append(
-        pubsub.start_pubsub_emulator(
-            port=ports.pubsub,
-            project=settings.gcp_project,
-            data_dir=data_dir / "pubsub",
-            log_dir=logs,
+    worker_url = f"http://127.0.0.1:{ports.chunk_embed}/"
+    if pubsub.gcloud_available():
+        say(f"starting the Pub/Sub emulator on :{ports.pubsub} ...")
+        stack.children.append(
+            pubsub.start_pubsub_emulator(
+                port=ports.pubsub,
+                project=settings.gcp_project,
+                data_dir=data_dir / "pubsub",
+                log_dir=logs,
+            )
         )
-    )
-    environment["AI_INFRA_PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{ports.pubsub}"
-    os.environ.update(environment)
-    _refresh(reset_engine, reset_blob_store, reset_publisher)
-    pubsub.wire_topics(get_settings(), push_endpoint=f"http://127.0.0.1:{ports.chunk_embed}/")
+        environment["AI_INFRA_PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{ports.pubsub}"
+        os.environ.update(environment)
+        _refresh(reset_engine, reset_blob_store, reset_publisher)
+        pubsub.wire_topics(get_settings(), push_endpoint=worker_url)
+    else:
+        say(
+            "the Google Cloud SDK (gcloud) is not installed, so the Pub/Sub emulator is not "
+            f"available; using the built-in push broker on :{ports.pubsub} instead (same "
+            "push format, retries with backoff and dead-lettering; see README)"
+        )
+        broker = PushBroker(
+            ports.pubsub,
+            [
+                PushSubscription(
+                    topic=settings.jobs_topic,
+                    endpoint=worker_url,
+                    max_delivery_attempts=settings.max_delivery_attempts,
+                    dead_letter_topic=settings.dead_letter_topic,
+                ),
+            ],
+            dead_letter_file=data_dir / "dead-letters.jsonl",
+        )
+        broker.start()
+        stack.broker = broker
+        environment["AI_INFRA_PUBSUB_REST_URL"] = broker.url
+        os.environ.update(environment)
+        _refresh(reset_engine, reset_blob_store, reset_publisher)
 
     for name in ("chunk_embed", "ingest_trigger", "query"):
         port = getattr(ports, name)
