@@ -1,0 +1,190 @@
+"""Settings and database bootstrap shared by every command, and the one place errors become lines.
+
+The CLI uses the functions' settings. In local mode without `AI_INFRA_DATABASE_URL` it joins a
+running `ai-infra dev` stack (another terminal) or, failing that, starts the embedded Postgres in
+the local data folder for the length of one command.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+import typer
+from sqlalchemy import exc as sa_exc
+from typer.core import TyperGroup
+
+from common.config import ConfigError, Mode, Settings, get_settings
+from common.errors import ApiError, PermanentIngestionError, TransientError
+
+logger = logging.getLogger(__name__)
+
+# Exit codes: 1 for a mistake the user can fix (or a dependency that is down), 2 is click's usage
+# error, 70 (EX_SOFTWARE) for a bug.
+EXIT_ERROR = 1
+EXIT_BUG = 70
+
+
+class CliError(Exception):
+    """A user-facing failure: printed as one line on stderr, exit code non-zero, no traceback."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+@dataclass
+class State:
+    """Global options, carried on the click context (`ctx.obj`)."""
+
+    json: bool = False
+    debug: bool = False
+
+
+def state_of(ctx: typer.Context) -> State:
+    obj = ctx.find_object(State)
+    return obj if obj is not None else State()
+
+
+def _switch_environment(ctx: typer.Context, environment: dict[str, str]) -> None:
+    """Use other settings (a dev stack's, the embedded Postgres URL) until the command ends."""
+    saved = {key: os.environ.get(key) for key in environment}
+    os.environ.update(environment)
+    _refresh_clients()
+
+    def restore() -> None:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        _refresh_clients()
+
+    ctx.find_root().call_on_close(restore)
+
+
+def _refresh_clients() -> None:
+    from common.db import reset_engine
+    from common.messaging import reset_publisher
+    from common.storage import reset_blob_store
+
+    get_settings.cache_clear()
+    reset_engine()
+    reset_blob_store()
+    reset_publisher()
+
+
+def local_stack_required() -> CliError:
+    return CliError("no local stack is running: start `ai-infra dev` first")
+
+
+def connect(ctx: typer.Context, *, migrating: bool = False, need_stack: bool = False) -> Settings:
+    """Resolve settings and the database for one command.
+
+    `need_stack`: the command also needs object storage (and, locally, the event sink), which in
+    local mode only a running `ai-infra dev` provides. `migrating`: skip the at-head check.
+    """
+    settings = get_settings()
+    if settings.mode is Mode.LOCAL and not settings.database_url:
+        from common.localstack.state import running_stack_environment
+
+        environment = running_stack_environment(settings.local_data_dir)
+        if environment is not None:
+            _switch_environment(ctx, environment)
+        elif need_stack:
+            raise local_stack_required()
+        else:
+            _start_embedded(ctx, settings)
+        settings = get_settings()
+    if need_stack and settings.mode is Mode.LOCAL and not settings.storage_emulator_host:
+        raise local_stack_required()
+    if not migrating:
+        require_schema_at_head(settings)
+    return settings
+
+
+def _start_embedded(ctx: typer.Context, settings: Settings) -> None:
+    from common import embedded_pg
+    from common.db import reset_engine
+
+    server = embedded_pg.start(settings.local_data_dir / "pg")
+
+    def stop() -> None:
+        reset_engine()
+        server.stop()
+
+    # Registered first, so it runs after the environment is restored (close callbacks are LIFO).
+    ctx.find_root().call_on_close(stop)
+    _switch_environment(ctx, {"AI_INFRA_DATABASE_URL": server.url})
+
+
+def require_schema_at_head(settings: Settings) -> None:
+    from common import migrate
+    from common.db import check_embedding_dimension
+
+    current, head = migrate.current_revision(), migrate.head_revision()
+    if current != head:
+        raise CliError(
+            f"the database schema is at {current or 'nothing'}, not at {head}: "
+            "run `ai-infra migrate`"
+        )
+    check_embedding_dimension(settings)
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return " ".join(text.split())
+
+
+def describe(error: Exception) -> tuple[str, int] | None:
+    """The line and exit code for an expected failure, or None for a bug."""
+    from common.db import SchemaMismatchError
+
+    if isinstance(error, CliError):
+        return error.message, error.exit_code
+    if isinstance(error, ApiError):
+        return error.message, EXIT_ERROR
+    if isinstance(error, ConfigError | SchemaMismatchError | PermanentIngestionError):
+        return _one_line(error), EXIT_ERROR
+    if isinstance(error, TransientError):
+        return f"{_one_line(error)} (try again)", EXIT_ERROR
+    if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError):
+        return f"cannot reach the database: {_one_line(error.orig or error)}", EXIT_ERROR
+    return None
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+class ErrorHandlingGroup(TyperGroup):
+    """The root group: every exception below it becomes one stderr line and an exit code."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException):
+            raise
+        except KeyboardInterrupt:
+            raise _fail("interrupted", 130) from None
+        except Exception as error:
+            debug = bool(ctx.params.get("debug"))
+            described = describe(error)
+            if described is not None:
+                if debug:
+                    traceback.print_exc(file=sys.stderr)
+                raise _fail(*described) from None
+            if debug:
+                raise
+            logger.debug("unexpected error", exc_info=True)
+            raise _fail(
+                f"unexpected {type(error).__name__}: {_one_line(error)} "
+                "(re-run with --debug for the traceback)",
+                EXIT_BUG,
+            ) from None
