@@ -125,7 +125,8 @@ class Settings(BaseSettings):
     chunk_overlap_tokens: Annotated[int, Field(ge=0)] = 32
     max_file_bytes: PositiveInt = 50 * 1024 * 1024
     max_pdf_pages: PositiveInt = 2000
-    max_delivery_attempts: Annotated[int, Field(ge=1, le=100)] = 5
+    # Pub/Sub dead-letter policies accept 5..100.
+    max_delivery_attempts: Annotated[int, Field(ge=5, le=100)] = 5
     job_timeout_seconds: PositiveInt = 540
 
     # --- query ----------------------------------------------------------------------------

@@ -96,15 +96,16 @@ def _claim(message: JobMessage) -> _Claim | JobOutcome:
     settings = get_settings()
     now = datetime.now(UTC)
     with transaction() as session:
+        # Lock order everywhere: document, then job (the trigger upserts the document first).
+        document = session.get(Document, message.document_id, with_for_update=True)
         job = session.get(IngestionJob, message.job_id, with_for_update=True)
-        if job is None:
+        if job is None or document is None or job.document_id != document.id:
             logger.info(
                 "job no longer exists (document deleted)", extra={"job_id": str(message.job_id)}
             )
             return JobOutcome.SKIPPED
         if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
             return JobOutcome.SKIPPED
-        document = session.get_one(Document, job.document_id, with_for_update=True)
         if document.generation != job.generation:
             _supersede(job, document, now)
             return JobOutcome.SKIPPED
@@ -189,11 +190,11 @@ def _finish(claim: _Claim, chunks: list[Chunk], embeddings: object, model: str) 
 
 def _locked(session: Session, claim: _Claim) -> tuple[IngestionJob | None, Document | None]:
     """The job and document if this attempt still owns a current job, else (None, None)."""
+    document = session.get(Document, claim.document_id, with_for_update=True)
     job = session.get(IngestionJob, claim.job_id, with_for_update=True)
-    if job is None or job.status is not JobStatus.RUNNING or job.attempts != claim.attempt:
+    if job is None or document is None:
         return None, None
-    document = session.get(Document, job.document_id, with_for_update=True)
-    if document is None:
+    if job.status is not JobStatus.RUNNING or job.attempts != claim.attempt:
         return None, None
     if document.generation != job.generation:
         _supersede(job, document, datetime.now(UTC))
