@@ -1,0 +1,364 @@
+# --- project ------------------------------------------------------------------------------------
+
+variable "project_id" {
+  description = "Google Cloud project to deploy into (an empty project is fine: the APIs are enabled here)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a Google Cloud project id (6-30 lowercase letters, digits, hyphens)."
+  }
+}
+
+variable "region" {
+  description = "Region of the functions, the bucket, the database and the Eventarc triggers."
+  type        = string
+  default     = "us-central1"
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name, so several deployments can share a project."
+  type        = string
+  default     = "ai-infra"
+
+  validation {
+    # Service account ids are at most 30 characters and the longest suffix is "-chunk-embed".
+    condition     = can(regex("^[a-z][a-z0-9-]{1,15}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix must be 3-17 lowercase letters, digits or hyphens, starting with a letter."
+  }
+}
+
+variable "labels" {
+  description = "Extra labels on every resource that supports them."
+  type        = map(string)
+  default     = {}
+}
+
+# --- source -------------------------------------------------------------------------------------
+
+variable "source_archive" {
+  description = "Path of the zip built by `ai-infra package` (default: build/source.zip at the repository root)."
+  type        = string
+  default     = null
+}
+
+# --- upload bucket ------------------------------------------------------------------------------
+
+variable "bucket_name" {
+  description = "Name of the upload bucket (default: <project_id>-<name_prefix>-documents)."
+  type        = string
+  default     = null
+}
+
+variable "bucket_versioning" {
+  description = "Keep noncurrent object versions. Off by default: the database records each generation, and a deleted document should really be gone."
+  type        = bool
+  default     = false
+}
+
+variable "document_retention_days" {
+  description = "Delete uploaded objects this many days after upload (their chunks go with them through the delete event); 0 keeps them."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.document_retention_days >= 0
+    error_message = "document_retention_days must be 0 (keep) or a positive number of days."
+  }
+}
+
+variable "bucket_force_destroy" {
+  description = "Let `terraform destroy` delete a bucket that still holds documents."
+  type        = bool
+  default     = false
+}
+
+# --- network ------------------------------------------------------------------------------------
+
+variable "functions_subnet_cidr" {
+  description = "Range of the subnet the functions egress through (Direct VPC egress uses about two addresses per instance)."
+  type        = string
+  default     = "10.8.0.0/24"
+}
+
+variable "private_services_prefix_length" {
+  description = "Size of the range reserved for private services access (Cloud SQL private IP)."
+  type        = number
+  default     = 20
+}
+
+# --- database -----------------------------------------------------------------------------------
+
+variable "db_instance_name" {
+  description = "Cloud SQL instance name (default: <name_prefix>-pg). A deleted instance's name stays taken for about a week."
+  type        = string
+  default     = null
+}
+
+variable "db_version" {
+  description = "PostgreSQL major version; 18 matches the local embedded Postgres."
+  type        = string
+  default     = "POSTGRES_18"
+
+  validation {
+    condition     = contains(["POSTGRES_15", "POSTGRES_16", "POSTGRES_17", "POSTGRES_18"], var.db_version)
+    error_message = "db_version must be POSTGRES_15 .. POSTGRES_18 (pgvector with HNSW needs a recent major)."
+  }
+}
+
+variable "db_edition" {
+  description = "Cloud SQL edition. ENTERPRISE allows the small custom tiers; ENTERPRISE_PLUS needs db-perf-optimized-N-* tiers."
+  type        = string
+  default     = "ENTERPRISE"
+
+  validation {
+    condition     = contains(["ENTERPRISE", "ENTERPRISE_PLUS"], var.db_edition)
+    error_message = "db_edition must be ENTERPRISE or ENTERPRISE_PLUS."
+  }
+}
+
+variable "db_tier" {
+  description = "Machine tier of the database (1 vCPU, 3.75 GB by default)."
+  type        = string
+  default     = "db-custom-1-3840"
+}
+
+variable "db_availability_type" {
+  description = "ZONAL, or REGIONAL for a standby in a second zone (doubles the instance cost)."
+  type        = string
+  default     = "ZONAL"
+
+  validation {
+    condition     = contains(["ZONAL", "REGIONAL"], var.db_availability_type)
+    error_message = "db_availability_type must be ZONAL or REGIONAL."
+  }
+}
+
+variable "db_disk_size_gb" {
+  description = "Initial SSD size in GB; it grows automatically."
+  type        = number
+  default     = 10
+}
+
+variable "db_max_connections" {
+  description = "Postgres max_connections; must cover every function instance's pool (checked at plan time)."
+  type        = number
+  default     = 200
+}
+
+variable "db_deletion_protection" {
+  description = "Protect the database against deletion (Terraform and the Cloud SQL API). Turn off only to tear down."
+  type        = bool
+  default     = true
+}
+
+variable "db_backup_start_time" {
+  description = "Start of the daily backup window, HH:MM UTC."
+  type        = string
+  default     = "03:00"
+}
+
+variable "db_backup_retained_count" {
+  description = "Number of daily backups kept."
+  type        = number
+  default     = 7
+}
+
+variable "db_pitr_log_retention_days" {
+  description = "Days of write-ahead log kept for point-in-time recovery (1-7 on ENTERPRISE)."
+  type        = number
+  default     = 7
+}
+
+variable "db_public_ip" {
+  description = "Give the database a public IP with no authorised networks, reachable only through the Cloud SQL connectors with IAM (so an operator outside the VPC can run `ai-infra migrate`). Off by default."
+  type        = bool
+  default     = false
+}
+
+variable "db_operators" {
+  description = "Google accounts (emails) that get an IAM database user and the right to connect: they run migrations and the ai-infra command."
+  type        = list(string)
+  default     = []
+}
+
+# --- models -------------------------------------------------------------------------------------
+
+variable "vertex_location" {
+  description = "Vertex AI location for embeddings and Gemini (default: the region)."
+  type        = string
+  default     = null
+}
+
+variable "embedding_model" {
+  description = "Vertex AI embedding model."
+  type        = string
+  default     = "gemini-embedding-001"
+}
+
+variable "embedding_dim" {
+  description = "Embedding dimension; the migrations create vector(N) with this N, so changing it needs a re-migration."
+  type        = number
+  default     = 1536
+}
+
+variable "generation_provider" {
+  description = "gemini (Vertex AI), openai (any OpenAI-compatible server, key in Secret Manager) or extractive (no model)."
+  type        = string
+  default     = "gemini"
+
+  validation {
+    condition     = contains(["gemini", "openai", "extractive"], var.generation_provider)
+    error_message = "generation_provider must be gemini, openai or extractive."
+  }
+}
+
+variable "generation_model" {
+  description = "Model that writes the answers."
+  type        = string
+  default     = "gemini-2.5-flash"
+}
+
+variable "openai_base_url" {
+  description = "Base URL of the OpenAI-compatible server when generation_provider = openai (empty otherwise)."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.openai_base_url == "" || can(regex("^https://", var.openai_base_url))
+    error_message = "openai_base_url must be empty or an https:// URL."
+  }
+}
+
+# --- pipeline -----------------------------------------------------------------------------------
+
+variable "max_delivery_attempts" {
+  description = "Deliveries of a job message before it goes to the dead-letter topic; the code fails the job on the last one."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
+    error_message = "Pub/Sub allows max_delivery_attempts between 5 and 100."
+  }
+}
+
+variable "max_file_bytes" {
+  description = "Largest file ingested; bigger ones fail with a readable error."
+  type        = number
+  default     = 52428800
+}
+
+variable "max_pdf_pages" {
+  description = "Largest PDF (pages) ingested."
+  type        = number
+  default     = 2000
+}
+
+variable "log_level" {
+  description = "Log level of the functions."
+  type        = string
+  default     = "INFO"
+
+  validation {
+    condition     = contains(["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], var.log_level)
+    error_message = "log_level must be DEBUG, INFO, WARNING, ERROR or CRITICAL."
+  }
+}
+
+# --- function sizes -----------------------------------------------------------------------------
+
+variable "ingest_memory" {
+  description = "Memory of each ingest-trigger instance."
+  type        = string
+  default     = "512Mi"
+}
+
+variable "ingest_max_instances" {
+  description = "Upper bound on ingest-trigger instances (each of the two: finalized, deleted)."
+  type        = number
+  default     = 5
+}
+
+variable "ingest_concurrency" {
+  description = "Events one ingest-trigger instance handles at once."
+  type        = number
+  default     = 4
+}
+
+variable "ingest_timeout_seconds" {
+  description = "Ingest-trigger timeout."
+  type        = number
+  default     = 60
+}
+
+variable "chunk_embed_memory" {
+  description = "Memory of each chunk-embed instance (PDF extraction of large files)."
+  type        = string
+  default     = "2Gi"
+}
+
+variable "chunk_embed_max_instances" {
+  description = "Upper bound on chunk-embed instances: caps parallel embedding calls (Vertex AI quota) and database load."
+  type        = number
+  default     = 10
+}
+
+variable "chunk_embed_timeout_seconds" {
+  description = "Chunk-embed timeout; also the push subscription's ack deadline (Pub/Sub allows at most 600 s)."
+  type        = number
+  default     = 540
+
+  validation {
+    condition     = var.chunk_embed_timeout_seconds >= 60 && var.chunk_embed_timeout_seconds <= 600
+    error_message = "chunk_embed_timeout_seconds must be 60-600 (the push ack deadline bounds it)."
+  }
+}
+
+variable "query_memory" {
+  description = "Memory of each query instance."
+  type        = string
+  default     = "1Gi"
+}
+
+variable "query_min_instances" {
+  description = "Warm query instances (0 scales to zero; 1 removes cold starts for about the cost of one idle instance)."
+  type        = number
+  default     = 0
+}
+
+variable "query_max_instances" {
+  description = "Upper bound on query instances."
+  type        = number
+  default     = 10
+}
+
+variable "query_concurrency" {
+  description = "Requests one query instance handles at once (mostly waiting on the models)."
+  type        = number
+  default     = 8
+}
+
+variable "query_timeout_seconds" {
+  description = "Query timeout (covers a long streamed answer)."
+  type        = number
+  default     = 120
+}
+
+variable "max_request_bytes" {
+  description = "Largest request body the query API accepts."
+  type        = number
+  default     = 65536
+}
+
+variable "context_token_budget" {
+  description = "Tokens of retrieved context put in front of the model."
+  type        = number
+  default     = 6000
+}
+
+variable "max_output_tokens" {
+  description = "Longest answer, in tokens."
+  type        = number
+  default     = 1024
+}

@@ -1,0 +1,409 @@
+"""Offline checks of infra/: formatting, a security scan and the properties the design promises.
+
+No cloud account and no provider download: the HCL is parsed with python-hcl2 and the promises
+(one identity per function, least privilege, a private database, every setting the code reads
+set for every function) are asserted on the parsed configuration itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hcl2.api import load as load_hcl
+
+from common import packaging
+from common.config import ENV_PREFIX, Settings
+
+INFRA = Path(__file__).resolve().parent.parent / "infra"
+
+# Settings each function needs in the cloud, by entry point. The cloud-mode validator's own
+# requirements (instance + IAM user) are listed explicitly and checked below against config.py.
+COMMON_REQUIRED = {
+    "mode",
+    "db_instance_connection_name",
+    "db_iam_user",
+    "db_name",
+    "db_ip_type",
+    "gcp_project",
+    "gcp_location",
+    "bucket",
+    "jobs_topic",
+    "dead_letter_topic",
+    "embedding_provider",
+    "embedding_model",
+    "embedding_dim",
+    "max_delivery_attempts",
+}
+REQUIRED_BY_ENTRY_POINT = {
+    "ingest_trigger": COMMON_REQUIRED,
+    "chunk_embed": COMMON_REQUIRED | {"job_timeout_seconds", "max_file_bytes", "max_pdf_pages"},
+    "query": COMMON_REQUIRED | {"generation_provider", "generation_model", "max_request_bytes"},
+}
+
+# Values standing in for resource attributes Terraform only knows after apply.
+RESOURCE_SAMPLES = {
+    "AI_INFRA_DB_INSTANCE_CONNECTION_NAME": "my-project:us-central1:ai-infra-pg",
+    "AI_INFRA_DB_NAME": "ai_infra",
+    "AI_INFRA_BUCKET": "my-project-ai-infra-documents",
+    "AI_INFRA_JOBS_TOPIC": "ai-infra-ingest-jobs",
+    "AI_INFRA_DEAD_LETTER_TOPIC": "ai-infra-ingest-jobs-dead-letter",
+}
+SAMPLE_PROJECT = "my-project"
+
+# Every role the deployment may grant, and where. Anything else is a finding.
+ALLOWED_ROLES = {
+    "google_project_iam_member": {
+        "roles/cloudsql.client",
+        "roles/cloudsql.instanceUser",
+        "roles/aiplatform.user",
+        "roles/eventarc.eventReceiver",
+        "roles/logging.logWriter",
+        "roles/pubsub.publisher",  # the Cloud Storage service agent, for Eventarc
+        "roles/storage.objectViewer",  # the builder, conditioned to source buckets
+    },
+    "google_storage_bucket_iam_member": {"roles/storage.objectViewer", "roles/storage.objectAdmin"},
+    "google_pubsub_topic_iam_member": {"roles/pubsub.publisher"},
+    "google_pubsub_subscription_iam_member": {"roles/pubsub.subscriber"},
+    "google_cloud_run_v2_service_iam_member": {"roles/run.invoker"},
+    "google_artifact_registry_repository_iam_member": {"roles/artifactregistry.writer"},
+    "google_secret_manager_secret_iam_member": {"roles/secretmanager.secretAccessor"},
+    "google_service_account_iam_member": {"roles/iam.serviceAccountTokenCreator"},
+}
+
+
+# --- parsing ------------------------------------------------------------------------------------
+
+
+def _one(value: Any) -> Any:
+    """python-hcl2 wraps attribute values in one-element lists; unwrap them."""
+    return value[0] if isinstance(value, list) and len(value) == 1 else value
+
+
+@pytest.fixture(scope="module")
+def tf() -> dict[str, Any]:
+    """All infra/*.tf merged: resources by type and name, variables, locals."""
+    merged: dict[str, Any] = {"resource": {}, "variable": {}, "locals": {}, "output": {}}
+    for path in sorted(INFRA.glob("*.tf")):
+        with path.open() as handle:
+            data = load_hcl(handle)
+        for block in data.get("resource", []):
+            for rtype, instances in block.items():
+                merged["resource"].setdefault(rtype, {}).update(instances)
+        for key in ("variable", "locals", "output"):
+            for block in data.get(key, []):
+                merged[key].update(block)
+    return merged
+
+
+def resources(tf: dict[str, Any], rtype: str) -> dict[str, Any]:
+    return dict(tf["resource"].get(rtype, {}))
+
+
+def variable_default(tf: dict[str, Any], name: str) -> Any:
+    if name == "project_id":
+        return SAMPLE_PROJECT  # required, no default
+    return _one(tf["variable"][name]["default"])
+
+
+def local(tf: dict[str, Any], name: str) -> Any:
+    return _one(tf["locals"][name])
+
+
+def functions(tf: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return dict(local(tf, "functions"))
+
+
+def resolve(tf: dict[str, Any], value: Any, setting: str) -> Any:
+    """Evaluate the small subset of HCL the settings use; resource attributes become samples."""
+    if not isinstance(value, str):
+        return value
+    match = re.fullmatch(r"\$\{(.+)\}", value)
+    if not match:
+        return value
+    expr = match.group(1)
+    if m := re.fullmatch(r"var\.(\w+)", expr):
+        return variable_default(tf, m.group(1))
+    if m := re.fullmatch(r'local\.db_users\["(\w+)"\]', expr):
+        prefix = variable_default(tf, "name_prefix")
+        return f"{prefix}-{m.group(1).replace('_', '-')}@{SAMPLE_PROJECT}.iam"
+    if m := re.fullmatch(r"local\.(\w+)", expr):
+        return resolve(tf, local(tf, m.group(1)), setting)
+    if m := re.fullmatch(r"coalesce\((.+)\)", expr):
+        for part in m.group(1).split(","):
+            candidate = resolve(tf, "${" + part.strip() + "}", setting)
+            if candidate is not None:
+                return candidate
+        return None
+    if setting in RESOURCE_SAMPLES:
+        return RESOURCE_SAMPLES[setting]
+    raise AssertionError(f"{setting}: cannot evaluate {value!r}; add a sample to the test")
+
+
+def function_env(tf: dict[str, Any], name: str) -> dict[str, str]:
+    env = {**local(tf, "common_env"), **functions(tf)[name]["env"]}
+    return {key: str(resolve(tf, value, key)) for key, value in env.items()}
+
+
+def setting_names(env: dict[str, str]) -> set[str]:
+    return {key.removeprefix(ENV_PREFIX).lower() for key in env}
+
+
+def iam_members(tf: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(resource type, resource name, role, member) of every IAM grant, for_each expanded."""
+    grants = []
+    for rtype in ALLOWED_ROLES:
+        for name, body in resources(tf, rtype).items():
+            role, member = _one(body["role"]), _one(body["member"])
+            if role == "${each.value.role}" and name == "runtime":
+                for account, roles in local(tf, "runtime_project_roles").items():
+                    grants += [(rtype, name, r, f"runtime[{account}]") for r in roles]
+            elif role == "${each.value.role}" and name == "operators":
+                grants += [
+                    (rtype, name, r, "user")
+                    for r in ("roles/cloudsql.client", "roles/cloudsql.instanceUser")
+                ]
+                assert "cloudsql.client" in local(tf, "operator_grants")
+            else:
+                grants.append((rtype, name, role, member))
+    return grants
+
+
+# --- tooling checks -----------------------------------------------------------------------------
+
+
+def test_terraform_files_are_formatted() -> None:
+    """`terraform fmt -check` passes, so reviews never drown in whitespace."""
+    binary = shutil.which("terraform")
+    if binary is None:
+        reason = "no terraform binary on PATH: `terraform fmt -check` not run"
+        print(reason)
+        pytest.skip(reason)
+    result = subprocess.run(
+        [binary, "fmt", "-check", "-recursive", "-diff", str(INFRA)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_security_scan_finds_nothing_and_every_skip_is_justified() -> None:
+    """checkov has no failed check; each inline skip carries its reason."""
+    checkov = Path(sys.executable).with_name("checkov")
+    command = [str(checkov), "-d", str(INFRA), "--framework", "terraform"]
+    command += ["--compact", "--skip-download", "-o", "json"]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
+    report = json.loads(result.stdout)
+    report = report[0] if isinstance(report, list) else report
+    failed = report["results"]["failed_checks"]
+    assert not failed, [(c["check_id"], c["resource"], c["check_name"]) for c in failed]
+    assert report["summary"]["parsing_errors"] == 0
+    skipped = report["results"]["skipped_checks"]
+    for check in skipped:
+        reason = check.get("check_result", {}).get("suppress_comment", "")
+        assert len(reason) > 30, f"{check['check_id']} on {check['resource']}: justify the skip"
+    assert len(skipped) <= 10, "keep skips few: fix findings instead of silencing them"
+
+
+# --- identities and privileges ------------------------------------------------------------------
+
+
+def test_every_function_runs_as_its_own_service_account(tf: dict[str, Any]) -> None:
+    """Each entry point has one runtime identity of its own, never shared with another one."""
+    fn = _one(resources(tf, "google_cloudfunctions2_function")["fn"]["service_config"])
+    assert _one(fn["service_account_email"]) == (
+        "${google_service_account.runtime[each.value.account].email}"
+    )
+    accounts = local(tf, "runtime_accounts")
+    by_entry_point: dict[str, set[str]] = {}
+    for spec in functions(tf).values():
+        by_entry_point.setdefault(spec["entry_point"], set()).add(spec["account"])
+    assert all(len(owners) == 1 for owners in by_entry_point.values()), by_entry_point
+    owners = [next(iter(owners)) for owners in by_entry_point.values()]
+    assert len(set(owners)) == len(owners), "two entry points share a service account"
+    assert set(owners) == set(accounts)
+    assert set(by_entry_point) == set(REQUIRED_BY_ENTRY_POINT)
+
+
+def test_no_role_outside_the_allow_list(tf: dict[str, Any]) -> None:
+    """Only narrow predefined roles, non-authoritative grants, on the narrowest resource."""
+    authoritative = [t for t in tf["resource"] if re.search(r"_iam_(binding|policy)$", t)]
+    assert not authoritative, (
+        f"authoritative IAM resources would wipe others' grants: {authoritative}"
+    )
+    iam_types = {t for t in tf["resource"] if t.endswith("_iam_member")}
+    assert iam_types <= set(ALLOWED_ROLES), f"unreviewed IAM resource types: {iam_types}"
+    grants = iam_members(tf)
+    for rtype, name, role, _member in grants:
+        assert role in ALLOWED_ROLES[rtype], f"{rtype}.{name} grants {role}"
+
+    def holders(role: str) -> set[str]:
+        return {member for _t, _n, r, member in grants if r == role}
+
+    assert holders("roles/aiplatform.user") == {"runtime[chunk_embed]", "runtime[query]"}
+    project = resources(tf, "google_project_iam_member")
+    publisher = [n for t, n, r, _m in grants if r == "roles/pubsub.publisher"]
+    assert set(publisher) == {"gcs_agent_publisher", "ingest_publisher", "dead_letter_publisher"}
+    assert "storage_project_service_account" in _one(project["gcs_agent_publisher"]["member"])
+    jobs_publisher = resources(tf, "google_pubsub_topic_iam_member")["ingest_publisher"]
+    assert _one(jobs_publisher["member"]) == '${google_service_account.runtime["ingest"].member}'
+    # Project-wide object read is only for the builder, and only on function source buckets.
+    reader = project["builder_source_reader"]
+    assert "gcf-v2-sources-" in _one(_one(reader["condition"])["expression"])
+    storage = {(n, r) for t, n, r, _m in grants if t == "google_storage_bucket_iam_member"}
+    assert storage == {
+        ("chunk_embed_reader", "roles/storage.objectViewer"),
+        ("query_admin", "roles/storage.objectAdmin"),
+    }
+
+
+def test_only_query_is_public_and_event_functions_take_internal_traffic(
+    tf: dict[str, Any],
+) -> None:
+    """The HTTPS API is open (API keys guard it); event receivers accept only Google's pushes."""
+    for name, spec in functions(tf).items():
+        expected = "ALLOW_ALL" if spec["trigger"] == "http" else "ALLOW_INTERNAL_ONLY"
+        assert spec["ingress"] == expected, name
+    public = [
+        (t, n)
+        for t, n, _r, member in iam_members(tf)
+        if member in {"allUsers", "allAuthenticatedUsers"}
+    ]
+    assert public == [("google_cloud_run_v2_service_iam_member", "query_public")]
+    query = resources(tf, "google_cloud_run_v2_service_iam_member")["query_public"]
+    assert _one(query["name"]) == '${google_cloudfunctions2_function.fn["query"].name}'
+
+
+# --- database -----------------------------------------------------------------------------------
+
+
+def test_database_is_private_iam_authenticated_and_backed_up(tf: dict[str, Any]) -> None:
+    """No public network path by default, IAM logins, backups with PITR, deletion protection."""
+    instance = resources(tf, "google_sql_database_instance")["main"]
+    settings = _one(instance["settings"])
+    ip = _one(settings["ip_configuration"])
+    assert "authorized_networks" not in ip
+    assert resolve(tf, _one(ip["ipv4_enabled"]), "ipv4_enabled") is False
+    assert _one(ip["private_network"]) == "${google_compute_network.main.id}"
+    assert _one(ip["ssl_mode"]) in {"ENCRYPTED_ONLY", "TRUSTED_CLIENT_CERTIFICATE_REQUIRED"}
+    assert _one(settings["connector_enforcement"]) == "REQUIRED"
+    flags = {_one(f["name"]): _one(f["value"]) for f in settings["database_flags"]}
+    assert flags["cloudsql.iam_authentication"] == "on"
+    backup = _one(settings["backup_configuration"])
+    assert _one(backup["enabled"]) is True
+    assert _one(backup["point_in_time_recovery_enabled"]) is True
+    for key in (instance["deletion_protection"], settings["deletion_protection_enabled"]):
+        assert resolve(tf, _one(key), "deletion_protection") is True
+    version = resolve(tf, _one(instance["database_version"]), "database_version")
+    assert int(version.removeprefix("POSTGRES_")) >= 17
+    users = resources(tf, "google_sql_user")
+    assert _one(users["runtime"]["type"]) == "CLOUD_IAM_SERVICE_ACCOUNT"
+    assert not any("password" in body for body in users.values())
+    assert ".gserviceaccount.com" in local(tf, "db_users")  # Postgres IAM names drop the suffix
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+
+def test_every_setting_a_function_needs_is_set_and_valid_in_cloud_mode(
+    tf: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each function's environment, as Terraform sets it, loads as valid cloud settings."""
+    for name, spec in functions(tf).items():
+        env = function_env(tf, name)
+        missing = REQUIRED_BY_ENTRY_POINT[spec["entry_point"]] - setting_names(env)
+        assert not missing, f"{name} lacks {sorted(missing)}"
+        for key in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
+            monkeypatch.delenv(key)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        settings = Settings()
+        assert settings.mode == "cloud"
+        assert settings.embedding_provider == "vertex"
+        assert settings.database_url is None
+        assert settings.db_iam_user and not settings.db_iam_user.endswith(".gserviceaccount.com")
+        if spec["entry_point"] == "query":
+            assert settings.generation_provider == "gemini"
+
+
+def test_cloud_mode_validator_requirements_are_in_the_required_sets() -> None:
+    """The names config.py itself demands in cloud mode are part of what we require."""
+    source = Path(sys.modules[Settings.__module__].__file__ or "").read_text()
+    cloud_block = source.split("self.mode is Mode.CLOUD", 1)[1].split("raise", 1)[0]
+    demanded = set(re.findall(r'"(\w+)"', cloud_block))
+    assert demanded, "could not find the cloud-mode requirements in common/config.py"
+    assert demanded <= COMMON_REQUIRED
+
+
+def test_every_ai_infra_name_in_terraform_is_a_real_setting() -> None:
+    """A typo in a variable name would be ignored silently by pydantic-settings; catch it here."""
+    text = "\n".join(path.read_text() for path in INFRA.glob("*.tf"))
+    names = set(re.findall(r"\bAI_INFRA_[A-Z0-9_]+", text))
+    assert names
+    unknown = {n for n in names if n.removeprefix(ENV_PREFIX).lower() not in Settings.model_fields}
+    assert not unknown, f"not Settings fields: {sorted(unknown)}"
+
+
+def test_dead_letter_threshold_is_the_one_the_code_counts_to(tf: dict[str, Any]) -> None:
+    """The subscription dead-letters after exactly the attempts the code fails the job on."""
+    subscription = resources(tf, "google_pubsub_subscription")["chunk_embed"]
+    policy = _one(subscription["dead_letter_policy"])
+    assert _one(policy["max_delivery_attempts"]) == "${var.max_delivery_attempts}"
+    assert _one(policy["dead_letter_topic"]) == "${google_pubsub_topic.dead_letter.id}"
+    assert local(tf, "common_env")["AI_INFRA_MAX_DELIVERY_ATTEMPTS"] == (
+        "${var.max_delivery_attempts}"
+    )
+    push = _one(subscription["push_config"])
+    assert _one(push["push_endpoint"]).startswith(
+        '${google_cloudfunctions2_function.fn["chunk-embed"]'
+    )
+    assert "oidc_token" in push
+    # The push request times out with the ack deadline: never before the function does.
+    assert _one(subscription["ack_deadline_seconds"]) == "${var.chunk_embed_timeout_seconds}"
+    assert functions(tf)["chunk-embed"]["timeout"] == "${var.chunk_embed_timeout_seconds}"
+
+
+def test_storage_events_reach_ingest_with_retries(tf: dict[str, Any]) -> None:
+    """Both object events of the upload bucket trigger ingest_trigger, retried on failure."""
+    specs = functions(tf)
+    events = {s["event_type"] for s in specs.values() if s["trigger"] == "gcs"}
+    assert events == {
+        "google.cloud.storage.object.v1.finalized",
+        "google.cloud.storage.object.v1.deleted",
+    }
+    assert {s["entry_point"] for s in specs.values() if s["trigger"] == "gcs"} == {"ingest_trigger"}
+    fn = resources(tf, "google_cloudfunctions2_function")["fn"]
+    build = _one(fn["build_config"])
+    assert _one(build["runtime"]) == "python313"
+    trigger = _one(_one(fn["dynamic"])["event_trigger"]["content"])
+    assert _one(trigger["retry_policy"]) == "RETRY_POLICY_RETRY"
+    assert (
+        _one(_one(trigger["event_filters"])["value"]) == "${google_storage_bucket.documents.name}"
+    )
+
+
+# --- packaging ----------------------------------------------------------------------------------
+
+
+def test_terraform_deploys_the_packaged_archive_of_every_entry_point(tf: dict[str, Any]) -> None:
+    """Terraform uploads what `ai-infra package` builds, and that holds each entry point."""
+    assert variable_default(tf, "source_archive") is None
+    assert '"${path.module}/../build/source.zip"' in local(tf, "source_archive")
+    expected = packaging.DEFAULT_OUTPUT_DIR / packaging.ARCHIVE_NAME
+    assert (INFRA / "../build/source.zip").resolve() == expected
+    assert "common" in packaging.SOURCE_DIRS
+    source = resources(tf, "google_storage_bucket_object")["source"]
+    assert _one(source["name"]) == "source-${filemd5(local.source_archive)}.zip"
+    wanted = {spec["entry_point"] for spec in functions(tf).values()}
+    missing = wanted - set(packaging.entry_points())
+    assert not missing, (
+        f"Terraform deploys entry points with no functions/<name>/main.py: {missing}"
+    )
