@@ -19,7 +19,9 @@ from common.db import reset_engine
 
 pytest_plugins = [
     "tests.fixtures.factories",
+    "tests.fixtures.model_standins",
     "tests.fixtures.stack",
+    "tests.fixtures.query",
 ]
 
 TEST_DATABASE = "ai_infra_test"

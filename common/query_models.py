@@ -1,0 +1,102 @@
+"""The query API's request and response bodies (pydantic: validation and the OpenAPI schemas)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_QUESTION_CHARS = 4000
+MAX_SYSTEM_PROMPT_CHARS = 8000
+MAX_DOCUMENT_FILTER = 100
+MAX_TOP_K = 50
+MAX_OUTPUT_TOKENS = 8192
+SNIPPET_CHARS = 400
+
+
+class QueryRequest(BaseModel):
+    """The body of `POST /v1/projects/{project_id}/query`; unknown fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    question: Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS)]
+    top_k: Annotated[int | None, Field(ge=1, le=MAX_TOP_K)] = None
+    min_score: Annotated[float | None, Field(ge=0, le=1)] = None
+    mode: Literal["answer", "retrieve"] = "answer"
+    system_prompt: Annotated[
+        str | None, Field(min_length=1, max_length=MAX_SYSTEM_PROMPT_CHARS)
+    ] = None
+    temperature: Annotated[float | None, Field(ge=0, le=2)] = None
+    max_output_tokens: Annotated[int | None, Field(ge=1, le=MAX_OUTPUT_TOKENS)] = None
+    document_ids: Annotated[
+        list[uuid.UUID] | None, Field(min_length=1, max_length=MAX_DOCUMENT_FILTER)
+    ] = None
+    stream: bool = False
+
+    @field_validator("question")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must contain more than whitespace")
+        return value
+
+    @model_validator(mode="after")
+    def _stream_needs_answer(self) -> Self:
+        if self.stream and self.mode != "answer":
+            raise ValueError("stream: only available with mode=answer")
+        return self
+
+
+class Citation(BaseModel):
+    """One source: in answer mode a chunk the answer cites as [source], else a retrieved chunk."""
+
+    source: int = Field(
+        description="The [n] marker of this chunk in the answer (= rank when retrieving)."
+    )
+    rank: int = Field(description="Position in the fused retrieval ranking, 1 = best.")
+    score: float = Field(description="Cosine similarity of the chunk to the question.")
+    rrf_score: float = Field(description="Reciprocal-rank-fusion score (vector + full text).")
+    chunk_id: uuid.UUID
+    document_id: uuid.UUID
+    title: str
+    gcs_uri: str | None
+    page_start: int | None
+    page_end: int | None
+    snippet: str = Field(
+        description=f"The start of the chunk's text (at most {SNIPPET_CHARS} chars)."
+    )
+    content: str | None = Field(
+        default=None, description="The chunk's full text (retrieve mode only)."
+    )
+
+
+class Usage(BaseModel):
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class QueryResult(BaseModel):
+    """The response of a query (and the `done` event of a streamed one)."""
+
+    request_id: str
+    answer: str | None = Field(description="null in retrieve mode")
+    citations: list[Citation]
+    model: str | None = Field(description="The generator that answered; null if none was called.")
+    usage: Usage
+    latency_ms: int
+    used_rag: bool = Field(description="Whether retrieved chunks were used (false: none found).")
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def snippet(content: str, limit: int = SNIPPET_CHARS) -> str:
+    """The start of a chunk, cut at a word boundary when one is near."""
+    if len(content) <= limit:
+        return content
+    cut = content[:limit]
+    space = cut.rfind(" ")
+    if space > limit * 3 // 4:
+        cut = cut[:space]
+    return cut.rstrip() + "…"

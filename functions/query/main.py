@@ -1,0 +1,21 @@
+"""HTTP entry point of the query function (Cloud Run functions gen2 / functions-framework).
+
+Thin by design: settings are validated and JSON logging configured at import (a bad setting
+stops the instance with a message naming it); every request is handed to `common.api.handle`,
+which routes it, maps every outcome to a status and sets `X-Request-ID`.
+"""
+
+from __future__ import annotations
+
+import flask
+import functions_framework
+
+from common.api import handle
+from common.runtime import start_function
+
+start_function()
+
+
+@functions_framework.http
+def query(request: flask.Request) -> flask.Response:
+    return handle(request)
