@@ -282,3 +282,231 @@ def test_bad_files_fail_once_with_a_readable_error(
     assert job.error_message and expected in job.error_message.lower()
     assert document.error_message == job.error_message
     assert chunks_of(document.id) == []
+
+
+def test_text_markdown_and_html_files_become_ready(
+    ingestion_stack: IngestionStack, tenant: Tenant
+) -> None:
+    files = {
+        "plain.txt": (
+            b"Plain text about the orange harbour crane.",
+            "text/plain",
+            "orange harbour crane",
+        ),
+        "guide.md": (
+            b"# Guide\n\n* **Bold** step about the violet lighthouse.",
+            "text/markdown",
+            "violet lighthouse",
+        ),
+        "page.html": (
+            b"<html><head><script>var hidden = 1;</script><style>p{}</style></head>"
+            b"<body><p>Visible text about the green observatory.</p></body></html>",
+            "text/html",
+            "green observatory",
+        ),
+    }
+    for path, (data, mime, phrase) in files.items():
+        blob = upload(ingestion_stack, tenant, path, data, mime)
+        finalize(ingestion_stack, blob)
+        document = wait_for_document(ingestion_stack, tenant, blob, {DocumentStatus.READY})
+        text = " ".join(c.content for c in chunks_of(document.id))
+        assert phrase in text
+        assert "hidden" not in text and "**" not in text
+
+
+def test_chunk_offsets_slice_the_extracted_text(
+    ingestion_stack: IngestionStack, tenant: Tenant
+) -> None:
+    from common.extract import extract_text
+
+    data = pdfs.make_pdf([pdfs.page_text(n, words=200) for n in range(1, 4)])
+    blob = upload(ingestion_stack, tenant, "offsets.pdf", data, "application/pdf")
+    finalize(ingestion_stack, blob)
+    document = wait_for_document(ingestion_stack, tenant, blob, {DocumentStatus.READY})
+    extracted = extract_text(
+        data, mime_type="application/pdf", filename="offsets.pdf", max_pages=100
+    )
+    for chunk in chunks_of(document.id):
+        assert extracted.text[chunk.char_start : chunk.char_end] == chunk.content
+        first_page = next(
+            p
+            for p in extracted.pages
+            if p.char_start <= chunk.char_start < max(p.char_end, p.char_start + 1)
+        )
+        assert chunk.page_start == first_page.number
+
+
+def test_pdf_overwrite_replaces_its_chunks(ingestion_stack: IngestionStack, tenant: Tenant) -> None:
+    first = upload(
+        ingestion_stack,
+        tenant,
+        "manual.pdf",
+        pdfs.make_pdf(["Old manual text about turbines."] * 2),
+        "application/pdf",
+    )
+    finalize(ingestion_stack, first)
+    document = wait_for_document(ingestion_stack, tenant, first, {DocumentStatus.READY})
+    second = upload(
+        ingestion_stack,
+        tenant,
+        "manual.pdf",
+        pdfs.make_pdf(["New manual text about windmills."]),
+        "application/pdf",
+    )
+    finalize(ingestion_stack, second)
+    document = wait_for_document(ingestion_stack, tenant, second, {DocumentStatus.READY})
+    text = " ".join(c.content for c in chunks_of(document.id))
+    assert "windmills" in text and "turbines" not in text
+
+
+def test_job_message_as_binary_mode_cloudevent_is_processed(
+    ingestion_stack: IngestionStack, tenant: Tenant
+) -> None:
+    """Eventarc delivers Pub/Sub messages as binary-mode CloudEvents (the emulator push differs)."""
+    import base64
+    import json
+
+    from common.db import transaction as tx
+
+    blob = get_blob_store().upload(
+        ingestion_stack.bucket,
+        f"{tenant.project_id}/direct.txt",
+        b"Delivered by Eventarc.",
+        "text/plain",
+    )
+    with tx() as session:
+        document = Document(
+            team_id=tenant.team_id,
+            project_id=tenant.project_id,
+            title="direct.txt",
+            gcs_uri=f"gs://{blob.bucket}/{blob.name}",
+            mime_type="text/plain",
+            generation=blob.generation,
+            size_bytes=blob.size,
+            content_hash=blob.md5_hex,
+        )
+        session.add(document)
+        session.flush()
+        job = IngestionJob(document_id=document.id, generation=blob.generation)
+        session.add(job)
+        session.flush()
+        payload = {
+            "job_id": str(job.id),
+            "document_id": str(document.id),
+            "bucket": blob.bucket,
+            "name": blob.name,
+            "generation": str(blob.generation),
+        }
+    body = {
+        "message": {
+            "data": base64.b64encode(json.dumps(payload).encode()).decode(),
+            "attributes": {},
+            "messageId": "42",
+            "publishTime": "2026-11-25T00:00:00Z",
+        },
+        "subscription": "projects/p/subscriptions/eventarc-sub",
+    }
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": "42",
+        "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+        "ce-source": "//pubsub.googleapis.com/projects/p/topics/ingest-jobs",
+        "Content-Type": "application/json",
+    }
+    response = httpx.post(
+        ingestion_stack.chunk_embed_url, headers=headers, content=json.dumps(body), timeout=120
+    )
+    assert response.status_code == 200, response.text
+    [stored] = jobs_of(document.id)
+    assert stored.status is JobStatus.SUCCEEDED and stored.chunks_created == 1
+
+
+def test_a_job_whose_worker_died_ends_failed_through_the_dead_letter_topic(
+    ingestion_stack: IngestionStack, tenant: Tenant
+) -> None:
+    from datetime import UTC, datetime
+
+    from common.config import get_settings
+    from common.events import JobMessage
+    from common.messaging import get_publisher
+    from common.sweeper import WORKER_DIED
+
+    blob = upload(
+        ingestion_stack,
+        tenant,
+        "killer.txt",
+        b"This file's worker is killed every time.",
+        "text/plain",
+    )
+    attempts = get_settings().max_delivery_attempts
+    with transaction() as session:
+        document = Document(
+            team_id=tenant.team_id,
+            project_id=tenant.project_id,
+            title="killer.txt",
+            gcs_uri=f"gs://{blob.bucket}/{blob.name}",
+            generation=blob.generation,
+            status=DocumentStatus.PROCESSING,
+        )
+        session.add(document)
+        session.flush()
+        # What a worker killed on its last attempt leaves behind.
+        job = IngestionJob(
+            document_id=document.id,
+            generation=blob.generation,
+            status=JobStatus.RUNNING,
+            attempts=attempts,
+            started_at=datetime.now(UTC),
+        )
+        session.add(job)
+        session.flush()
+        message = JobMessage(job.id, document.id, blob.bucket, blob.name, blob.generation, None)
+    get_publisher().publish(get_settings().dead_letter_topic, message.to_payload(), {})
+    deadline = time.monotonic() + DEADLINE_SECONDS
+    while time.monotonic() < deadline:
+        [stored] = jobs_of(document.id)
+        if stored.status is JobStatus.FAILED:
+            break
+        time.sleep(0.2)
+    assert stored.status is JobStatus.FAILED, ingestion_stack.logs()
+    assert stored.error_message == f"gave up after {attempts} attempts: {WORKER_DIED}"
+    assert document_for(tenant, blob).status is DocumentStatus.FAILED  # type: ignore[union-attr]
+
+
+def test_sweep_requeues_a_job_whose_lease_expired(
+    ingestion_stack: IngestionStack, tenant: Tenant
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from common.sweeper import sweep_stuck_jobs
+
+    blob = upload(
+        ingestion_stack, tenant, "stale.txt", b"A worker took this job and vanished.", "text/plain"
+    )
+    with transaction() as session:
+        document = Document(
+            team_id=tenant.team_id,
+            project_id=tenant.project_id,
+            title="stale.txt",
+            gcs_uri=f"gs://{blob.bucket}/{blob.name}",
+            generation=blob.generation,
+            size_bytes=blob.size,
+            content_hash=blob.md5_hex,
+            mime_type="text/plain",
+        )
+        session.add(document)
+        session.flush()
+        session.add(
+            IngestionJob(
+                document_id=document.id,
+                generation=blob.generation,
+                status=JobStatus.RUNNING,
+                attempts=1,
+                started_at=datetime.now(UTC) - timedelta(hours=1),
+            )
+        )
+    report = sweep_stuck_jobs()
+    assert report.requeued >= 1
+    ready = wait_for_document(ingestion_stack, tenant, blob, {DocumentStatus.READY})
+    [stored] = jobs_of(ready.id)
+    assert stored.status is JobStatus.SUCCEEDED and stored.attempts == 2

@@ -26,6 +26,7 @@ from common.localstack.push_broker import PushBroker, PushSubscription
 from common.localstack.state import clear_state, running_stack_environment, write_state
 
 DEMO_FILE = "demo.json"
+SWEEP_INTERVAL_SECONDS = 60.0
 
 
 @dataclass
@@ -33,6 +34,7 @@ class DevPorts:
     query: int = 8080
     ingest_trigger: int = 8081
     chunk_embed: int = 8082
+    dead_letter: int = 8083
     gcs: int = 9023
     pubsub: int = 8085
 
@@ -94,8 +96,12 @@ def run_dev(
         watcher.prepare([demo["project_id"], "demo"])
         write_state(data_dir, environment)
         _banner(ports, inbox, demo)
+        next_sweep = 0.0
         while not stopping:
             watcher.scan()
+            if time.monotonic() >= next_sweep:
+                _sweep()
+                next_sweep = time.monotonic() + SWEEP_INTERVAL_SECONDS
             for child in stack.children:
                 if child.process.poll() is not None:
                     say(f"{child.name} stopped unexpectedly:\n{child.log_tail()}")
@@ -109,6 +115,21 @@ def run_dev(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         say("stopped; nothing is left running")
+
+
+def _sweep() -> None:
+    from common.sweeper import sweep_stuck_jobs
+
+    try:
+        report = sweep_stuck_jobs()
+    except Exception as error:  # a sweep failing must not take the stack down; say why
+        say(f"job sweep failed: {type(error).__name__}: {error}")
+        return
+    if report.requeued or report.failed or report.republished:
+        say(
+            f"job sweep: {report.requeued} re-queued, {report.failed} failed, "
+            f"{report.republished} republished"
+        )
 
 
 def _check_ports(ports: DevPorts) -> None:
@@ -160,7 +181,11 @@ def _start(stack: _Stack, bucket: str, data_dir: Path, ports: DevPorts) -> dict[
         environment["AI_INFRA_PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{ports.pubsub}"
         os.environ.update(environment)
         _refresh(reset_engine, reset_blob_store, reset_publisher)
-        pubsub.wire_topics(get_settings(), push_endpoint=worker_url)
+        pubsub.wire_topics(
+            get_settings(),
+            push_endpoint=worker_url,
+            dead_letter_endpoint=f"http://127.0.0.1:{ports.dead_letter}/",
+        )
     else:
         say(
             "the Google Cloud SDK (gcloud) is not installed, so the Pub/Sub emulator is not "
@@ -176,6 +201,12 @@ def _start(stack: _Stack, bucket: str, data_dir: Path, ports: DevPorts) -> dict[
                     max_delivery_attempts=settings.max_delivery_attempts,
                     dead_letter_topic=settings.dead_letter_topic,
                 ),
+                PushSubscription(
+                    topic=settings.dead_letter_topic,
+                    endpoint=f"http://127.0.0.1:{ports.dead_letter}/",
+                    max_delivery_attempts=settings.max_delivery_attempts,
+                    dead_letter_topic=None,
+                ),
             ],
             dead_letter_file=data_dir / "dead-letters.jsonl",
         )
@@ -185,7 +216,7 @@ def _start(stack: _Stack, bucket: str, data_dir: Path, ports: DevPorts) -> dict[
         os.environ.update(environment)
         _refresh(reset_engine, reset_blob_store, reset_publisher)
 
-    for name in ("chunk_embed", "ingest_trigger", "query"):
+    for name in ("chunk_embed", "dead_letter", "ingest_trigger", "query"):
         port = getattr(ports, name)
         say(f"starting {name} on :{port} ...")
         stack.children.append(

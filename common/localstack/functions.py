@@ -14,6 +14,7 @@ FUNCTIONS: dict[str, tuple[str, str, str]] = {
     "query": ("functions/query/main.py", "query", "http"),
     "ingest_trigger": ("functions/ingest_trigger/main.py", "ingest_trigger", "cloudevent"),
     "chunk_embed": ("functions/chunk_embed/main.py", "chunk_embed", "cloudevent"),
+    "dead_letter": ("functions/dead_letter/main.py", "dead_letter", "cloudevent"),
 }
 
 

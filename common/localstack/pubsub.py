@@ -17,6 +17,7 @@ from common.messaging import pubsub_clients
 
 JOBS_SUBSCRIPTION = "chunk-embed-push"
 DEAD_LETTER_SUBSCRIPTION = "dead-letters"
+DEAD_LETTER_PUSH_SUBSCRIPTION = "dead-letter-handler"
 
 
 def gcloud_available() -> bool:
@@ -44,7 +45,9 @@ def start_pubsub_emulator(*, port: int, project: str, data_dir: Path, log_dir: P
     return child
 
 
-def wire_topics(settings: Settings, *, push_endpoint: str) -> None:
+def wire_topics(
+    settings: Settings, *, push_endpoint: str, dead_letter_endpoint: str | None = None
+) -> None:
     """Create the topics and subscriptions (idempotent)."""
     from google.api_core.exceptions import AlreadyExists
 
@@ -72,6 +75,15 @@ def wire_topics(settings: Settings, *, push_endpoint: str) -> None:
         },
         {"name": f"projects/{project}/subscriptions/{DEAD_LETTER_SUBSCRIPTION}", "topic": dead},
     ]
+    if dead_letter_endpoint:
+        subscriptions.append(
+            {
+                "name": f"projects/{project}/subscriptions/{DEAD_LETTER_PUSH_SUBSCRIPTION}",
+                "topic": dead,
+                "push_config": {"push_endpoint": dead_letter_endpoint},
+                "ack_deadline_seconds": 60,
+            }
+        )
     for request in subscriptions:
         with contextlib.suppress(AlreadyExists):
             subscriber.create_subscription(request=request)

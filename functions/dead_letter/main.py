@@ -1,0 +1,26 @@
+"""Dead-letter handler: a job message Pub/Sub gave up on fails its job (never stuck)."""
+
+from __future__ import annotations
+
+import logging
+
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from common.events import MalformedEventError, parse_job_message
+from common.runtime import start_function
+from common.sweeper import handle_dead_letter
+
+start_function()
+logger = logging.getLogger("functions.dead_letter")
+
+
+@functions_framework.cloud_event
+def dead_letter(event: CloudEvent) -> None:
+    try:
+        message = parse_job_message(event.get_data())
+    except MalformedEventError as error:
+        logger.warning("malformed dead letter acknowledged: %s", error)
+        return
+    changed = handle_dead_letter(message)
+    logger.info("dead letter handled", extra={"job_id": str(message.job_id), "changed": changed})
