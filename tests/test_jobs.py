@@ -6,7 +6,9 @@ runs the same `run_job` the function calls, so interleavings can be forced deter
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -181,3 +183,83 @@ def test_reprocessing_replaces_chunks_atomically(emulators: dict[str, str], tena
 @pytest.fixture(autouse=True)
 def _needs_emulators(emulators: dict[str, str]) -> None:
     """Every test here talks to the real GCS emulator."""
+
+
+@pytest.fixture
+def vertex_embeddings(vertex_standin, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Embed through google-genai against the Vertex stand-in, at the database's 384 dims."""
+    from common.config import get_settings
+
+    environment = {
+        "AI_INFRA_EMBEDDING_PROVIDER": "vertex",
+        "AI_INFRA_EMBEDDING_MODEL": "gemini-embedding-001",
+        "AI_INFRA_EMBEDDING_DIM": "384",
+        "AI_INFRA_VERTEX_BASE_URL": vertex_standin.base_url,
+        "AI_INFRA_VERTEX_ACCESS_TOKEN": vertex_standin.env()["AI_INFRA_VERTEX_ACCESS_TOKEN"],
+        "AI_INFRA_MODEL_MAX_RETRIES": "1",
+        "AI_INFRA_MODEL_RETRY_BASE_SECONDS": "0",
+    }
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    yield vertex_standin
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_transient_model_failure_is_retried_then_succeeds(
+    emulators: dict[str, str], tenant: Tenant, vertex_embeddings
+) -> None:  # type: ignore[no-untyped-def]
+    queued = queue_upload(emulators, tenant, "flaky.txt", TEXT.encode())
+    vertex_embeddings.fail_next(2, status=503)  # the first try and its one in-client retry
+    with pytest.raises(TransientError):
+        run_job(queued.message)
+    waiting = job(queued.job_id)
+    assert waiting.status is JobStatus.QUEUED and waiting.attempts == 1
+    assert "attempt 1 failed: ModelUnavailableError" in (waiting.error_message or "")
+    assert run_job(queued.message) is JobOutcome.SUCCEEDED  # the redelivery
+    done = job(queued.job_id)
+    assert done.status is JobStatus.SUCCEEDED and done.attempts == 2
+    assert done.embedding_model == "gemini-embedding-001" and done.error_message is None
+    assert chunk_count(queued.document_id) == done.chunks_created
+
+
+def test_last_attempt_fails_the_job_and_dead_letters_the_message(
+    emulators: dict[str, str], tenant: Tenant, vertex_embeddings
+) -> None:  # type: ignore[no-untyped-def]
+    from google.api_core.exceptions import AlreadyExists
+
+    from common.config import get_settings
+    from common.messaging import pubsub_clients
+
+    settings = get_settings()
+    publisher, subscriber = pubsub_clients(settings)
+    topic = f"projects/{settings.gcp_project}/topics/{settings.dead_letter_topic}"
+    with contextlib.suppress(AlreadyExists):
+        publisher.create_topic(name=topic)
+    inspection = f"projects/{settings.gcp_project}/subscriptions/inspect-{uuid.uuid4().hex[:8]}"
+    subscriber.create_subscription(name=inspection, topic=topic)
+
+    queued = queue_upload(emulators, tenant, "always-429.txt", TEXT.encode())
+    vertex_embeddings.fail_next(1000, status=429, retry_after=0)
+    for _ in range(settings.max_delivery_attempts - 1):
+        with pytest.raises(TransientError):
+            run_job(queued.message)
+    assert run_job(queued.message) is JobOutcome.GAVE_UP
+    failed = job(queued.job_id)
+    assert failed.status is JobStatus.FAILED
+    assert failed.error_message is not None
+    assert failed.error_message.startswith(
+        f"gave up after {settings.max_delivery_attempts} attempts: ModelRateLimitedError"
+    )
+    with transaction() as session:
+        assert session.get_one(Document, queued.document_id).status is DocumentStatus.FAILED
+    deadline = time.monotonic() + 30
+    found = []
+    while time.monotonic() < deadline and not found:
+        response = subscriber.pull(subscription=inspection, max_messages=10, timeout=5)
+        found = [
+            m for m in response.received_messages if str(queued.job_id).encode() in m.message.data
+        ]
+    assert found, "the message is in the dead-letter topic"
+    assert run_job(queued.message) is JobOutcome.SKIPPED  # a later redelivery is harmless
