@@ -10,7 +10,9 @@ import contextlib
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -22,6 +24,7 @@ from common.jobs import JobOutcome, run_job
 from common.models import Document, DocumentChunk, DocumentStatus, IngestionJob, JobStatus
 from common.storage import BlobInfo, get_blob_store
 from tests.fixtures.factories import Tenant
+from tests.fixtures.model_standins import ModelStandin
 
 TEXT = " ".join(
     f"Sentence {i} explains concurrency control in ingestion pipelines." for i in range(120)
@@ -186,7 +189,9 @@ def _needs_emulators(emulators: dict[str, str]) -> None:
 
 
 @pytest.fixture
-def vertex_embeddings(vertex_standin, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+def vertex_embeddings(
+    vertex_standin: ModelStandin, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[ModelStandin]:
     """Embed through google-genai against the Vertex stand-in, at the database's 384 dims."""
     from common.config import get_settings
 
@@ -208,8 +213,8 @@ def vertex_embeddings(vertex_standin, monkeypatch: pytest.MonkeyPatch):  # type:
 
 
 def test_transient_model_failure_is_retried_then_succeeds(
-    emulators: dict[str, str], tenant: Tenant, vertex_embeddings
-) -> None:  # type: ignore[no-untyped-def]
+    emulators: dict[str, str], tenant: Tenant, vertex_embeddings: ModelStandin
+) -> None:
     queued = queue_upload(emulators, tenant, "flaky.txt", TEXT.encode())
     vertex_embeddings.fail_next(2, status=503)  # the first try and its one in-client retry
     with pytest.raises(TransientError):
@@ -225,8 +230,8 @@ def test_transient_model_failure_is_retried_then_succeeds(
 
 
 def test_last_attempt_fails_the_job_and_dead_letters_the_message(
-    emulators: dict[str, str], tenant: Tenant, vertex_embeddings
-) -> None:  # type: ignore[no-untyped-def]
+    emulators: dict[str, str], tenant: Tenant, vertex_embeddings: ModelStandin
+) -> None:
     from google.api_core.exceptions import AlreadyExists
 
     from common.config import get_settings
@@ -255,7 +260,7 @@ def test_last_attempt_fails_the_job_and_dead_letters_the_message(
     with transaction() as session:
         assert session.get_one(Document, queued.document_id).status is DocumentStatus.FAILED
     deadline = time.monotonic() + 30
-    found = []
+    found: list[Any] = []
     while time.monotonic() < deadline and not found:
         response = subscriber.pull(subscription=inspection, max_messages=10, timeout=5)
         found = [
