@@ -14,6 +14,8 @@ import hashlib
 import logging
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -60,9 +62,11 @@ def run_job(message: JobMessage) -> JobOutcome:
     if isinstance(claim, JobOutcome):
         return claim
     started = time.monotonic()
+    stages = _Stages()
     try:
-        chunks, embeddings, model = _build_chunks(message, claim)
-        written = _finish(claim, chunks, embeddings, model)
+        chunks, embeddings, model = _build_chunks(message, claim, stages)
+        with stages.timed("write"):
+            written = _finish(claim, chunks, embeddings, model)
     except PermanentIngestionError as error:
         _fail(claim, str(error))
         logger.warning("ingestion failed: %s", error, extra=_log_ids(claim))
@@ -87,6 +91,7 @@ def run_job(message: JobMessage) -> JobOutcome:
             **_log_ids(claim),
             "chunks": written,
             "seconds": round(time.monotonic() - started, 3),
+            "stages": stages.rounded(),
         },
     )
     return JobOutcome.SUCCEEDED
@@ -128,12 +133,33 @@ def _claim(message: JobMessage) -> _Claim | JobOutcome:
         )
 
 
-def _build_chunks(message: JobMessage, claim: _Claim) -> tuple[list[Chunk], object, str]:
+class _Stages:
+    """Seconds per pipeline stage, logged with each success (bench/ingest.py reads them)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
+
+    def rounded(self) -> dict[str, float]:
+        return {stage: round(value, 4) for stage, value in self.seconds.items()}
+
+
+def _build_chunks(
+    message: JobMessage, claim: _Claim, stages: _Stages
+) -> tuple[list[Chunk], object, str]:
     settings = get_settings()
     limit = settings.max_file_bytes
     if claim.size_bytes is not None and claim.size_bytes > limit:
         raise PermanentIngestionError(_too_large(claim.size_bytes, limit))
-    data = get_blob_store().download(message.bucket, message.name, message.generation)
+    with stages.timed("download"):
+        data = get_blob_store().download(message.bucket, message.name, message.generation)
     if len(data) > limit:
         raise PermanentIngestionError(_too_large(len(data), limit))
     if (
@@ -143,19 +169,22 @@ def _build_chunks(message: JobMessage, claim: _Claim) -> tuple[list[Chunk], obje
         raise PermanentIngestionError(
             "the object changed while queued (superseded by a newer upload)"
         )
-    document = extract_text(
-        data, mime_type=claim.mime_type, filename=message.name, max_pages=settings.max_pdf_pages
-    )
+    with stages.timed("extract"):
+        document = extract_text(
+            data, mime_type=claim.mime_type, filename=message.name, max_pages=settings.max_pdf_pages
+        )
     embedder = get_embedder()
-    chunks = chunk_text(
-        document,
-        max_tokens=settings.chunk_tokens,
-        overlap_tokens=settings.chunk_overlap_tokens,
-        tokenizer=embedder,
-    )
+    with stages.timed("chunk"):
+        chunks = chunk_text(
+            document,
+            max_tokens=settings.chunk_tokens,
+            overlap_tokens=settings.chunk_overlap_tokens,
+            tokenizer=embedder,
+        )
     if not chunks:
         raise PermanentIngestionError("no text to index after extraction")
-    embeddings = embedder.embed_documents([chunk.content for chunk in chunks])
+    with stages.timed("embed"):
+        embeddings = embedder.embed_documents([chunk.content for chunk in chunks])
     return chunks, embeddings, embedder.model_name
 
 

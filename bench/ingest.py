@@ -1,0 +1,337 @@
+"""Ingestion benchmark: a 200+ document corpus through the local stack, stage by stage.
+
+Starts its own embedded Postgres, GCS and Pub/Sub emulators and the functions (as `ai-infra dev`
+does), uploads a mixed corpus (PDF, text, Markdown, HTML; small to large), sends the finalize
+events Eventarc would, waits for every document, then reads the worker's per-job stage timings
+from its JSON log. The database write path is compared with its physical limit measured in the
+same run: one raw COPY of the same rows into the same HNSW-indexed table (rolled back).
+
+Run: uv run --extra local python -m bench.ingest [--documents 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+WORDS = [
+    "system",
+    "data",
+    "model",
+    "query",
+    "index",
+    "vector",
+    "search",
+    "project",
+    "team",
+    "document",
+    "page",
+    "chunk",
+    "token",
+    "embedding",
+    "retrieval",
+    "answer",
+    "citation",
+    "storage",
+    "bucket",
+    "event",
+    "message",
+    "worker",
+    "database",
+    "latency",
+    "throughput",
+    "replica",
+    "backup",
+    "region",
+    "network",
+    "policy",
+    "access",
+    "secret",
+    "deploy",
+    "function",
+    "trigger",
+    "schema",
+    "migration",
+    "cluster",
+    "node",
+    "memory",
+    "cache",
+    "disk",
+    "quota",
+    "budget",
+    "report",
+    "invoice",
+    "contract",
+    "customer",
+    "support",
+    "ticket",
+    "release",
+    "feature",
+    "defect",
+    "review",
+    "test",
+    "coverage",
+    "metric",
+    "alert",
+]
+
+
+def prose(rng: random.Random, words: int) -> str:
+    sentences, count = [], 0
+    while count < words:
+        length = rng.randint(8, 20)
+        sentence = " ".join(rng.choice(WORDS) for _ in range(length))
+        sentences.append(sentence.capitalize() + ".")
+        count += length
+    paragraphs = [" ".join(sentences[i : i + 5]) for i in range(0, len(sentences), 5)]
+    return "\n\n".join(paragraphs)
+
+
+def corpus(count: int, seed: int = 7) -> list[tuple[str, bytes, str]]:
+    from tests.pdfs import make_pdf
+
+    rng = random.Random(seed)
+    files = []
+    for index in range(count):
+        kind = ("txt", "md", "html", "pdf")[index % 4]
+        words = rng.choice((150, 400, 1200, 3000))
+        if kind == "pdf":
+            pages = [prose(rng, words // 4) for _ in range(4)]
+            files.append((f"doc{index:04d}.pdf", make_pdf(pages), "application/pdf"))
+        elif kind == "md":
+            body = f"# Document {index}\n\n" + prose(rng, words)
+            files.append((f"doc{index:04d}.md", body.encode(), "text/markdown"))
+        elif kind == "html":
+            paragraphs = "".join(f"<p>{p}</p>" for p in prose(rng, words).split("\n\n"))
+            page = f"<html><body><h1>Document {index}</h1>{paragraphs}</body></html>"
+            files.append((f"doc{index:04d}.html", page.encode(), "text/html"))
+        else:
+            files.append((f"doc{index:04d}.txt", prose(rng, words).encode(), "text/plain"))
+    return files
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--documents", type=int, default=200)
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    os.environ.update(
+        {
+            "AI_INFRA_GCP_PROJECT": "bench-project",
+            "AI_INFRA_BUCKET": "bench-bucket",
+            "AI_INFRA_LOG_LEVEL": "INFO",
+        }
+    )
+    from common import embedded_pg, migrate
+    from common.config import get_settings
+    from common.db import reset_engine
+    from common.localstack import functions, gcs, pubsub
+    from common.localstack.processes import free_port
+    from common.messaging import reset_publisher
+    from common.storage import get_blob_store, reset_blob_store
+
+    database = embedded_pg.start(work / "pg", database="bench")
+    gcs_port, pubsub_port, worker_port, trigger_port = (free_port() for _ in range(4))
+    os.environ.update(
+        {
+            "AI_INFRA_DATABASE_URL": database.url,
+            "AI_INFRA_STORAGE_EMULATOR_HOST": gcs.emulator_url(gcs_port),
+            "AI_INFRA_PUBSUB_EMULATOR_HOST": f"127.0.0.1:{pubsub_port}",
+        }
+    )
+    get_settings.cache_clear()
+    reset_engine()
+    reset_blob_store()
+    reset_publisher()
+    migrate.upgrade()
+    logs = work / "logs"
+    children = [
+        gcs.start_gcs_emulator(port=gcs_port, data_dir=None, log_dir=logs),
+        pubsub.start_pubsub_emulator(
+            port=pubsub_port, project="bench-project", data_dir=work / "pubsub", log_dir=logs
+        ),
+    ]
+    try:
+        pubsub.wire_topics(get_settings(), push_endpoint=f"http://127.0.0.1:{worker_port}/")
+        children.append(
+            functions.start_function("chunk_embed", port=worker_port, env={}, log_dir=logs)
+        )
+        children.append(
+            functions.start_function("ingest_trigger", port=trigger_port, env={}, log_dir=logs)
+        )
+        get_blob_store().ensure_bucket("bench-bucket")
+        report = run(args.documents, f"http://127.0.0.1:{trigger_port}/", logs / "chunk_embed.log")
+    finally:
+        for child in reversed(children):
+            child.stop()
+        reset_engine()
+        database.stop()
+    print(json.dumps(report))
+
+
+def run(documents: int, trigger_url: str, worker_log: Path) -> dict[str, Any]:
+    from sqlalchemy import func, select
+
+    from common.db import transaction
+    from common.localstack.eventarc import FINALIZED, send_storage_event
+    from common.models import Document, DocumentStatus, Project, Team
+    from common.storage import get_blob_store
+
+    with transaction() as session:
+        team = Team(name=f"bench-{uuid.uuid4().hex[:6]}")
+        session.add(team)
+        session.flush()
+        project = Project(team_id=team.id, name="bench")
+        session.add(project)
+        session.flush()
+        project_id = project.id
+    files = corpus(documents)
+    store = get_blob_store()
+    blobs = [store.upload("bench-bucket", f"{project_id}/{n}", d, m) for n, d, m in files]
+    total_bytes = sum(len(d) for _, d, _ in files)
+    print(
+        f"corpus: {len(files)} documents, {total_bytes / 1e6:.1f} MB; ingesting ...",
+        file=sys.stderr,
+    )
+    started = time.perf_counter()
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda blob: send_storage_event(trigger_url, FINALIZED, blob), blobs))
+    while True:
+        with transaction() as session:
+            pending = session.scalar(
+                select(func.count())
+                .select_from(Document)
+                .where(
+                    Document.project_id == project_id,
+                    Document.status.not_in([DocumentStatus.READY, DocumentStatus.FAILED]),
+                )
+            )
+        if not pending:
+            break
+        time.sleep(0.25)
+    wall = time.perf_counter() - started
+    stages, chunks, jobs = _stage_totals(worker_log)
+    copy_rows, copy_seconds = _raw_copy_baseline(project_id)
+    return _print_report(documents, wall, stages, chunks, jobs, copy_rows, copy_seconds)
+
+
+def _stage_totals(worker_log: Path) -> tuple[dict[str, float], int, int]:
+    totals: dict[str, float] = {}
+    chunks = jobs = 0
+    for line in worker_log.read_text().splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("message") != "ingestion succeeded":
+            continue
+        jobs += 1
+        chunks += int(entry["chunks"])
+        for stage, seconds in entry["stages"].items():
+            totals[stage] = totals.get(stage, 0.0) + float(seconds)
+    return totals, chunks, jobs
+
+
+def _raw_copy_baseline(project_id: uuid.UUID) -> tuple[int, float]:
+    """COPY every chunk row of the run again, as one document, into the same table; roll back."""
+    from sqlalchemy import text
+
+    from common.db import get_engine
+
+    with get_engine().connect() as connection:
+        transaction = connection.begin()
+        document_id = connection.execute(
+            text(
+                "INSERT INTO documents (team_id, project_id, title, gcs_uri) "
+                "SELECT team_id, id, 'copy-baseline', 'gs://baseline/x' FROM projects "
+                "WHERE id = :p "
+                "RETURNING id"
+            ),
+            {"p": project_id},
+        ).scalar_one()
+        rows = connection.execute(
+            text(
+                "SELECT row_number() OVER (), content, embedding::text, page_start, page_end, "
+                "char_start, char_end, token_count FROM document_chunks WHERE project_id = :p"
+            ),
+            {"p": project_id},
+        ).all()
+        buffer = io.StringIO()
+        escape = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+        for index, content, vector, page_start, page_end, start, end, tokens in rows:
+            fields = [
+                str(document_id),
+                str(project_id),
+                str(index),
+                content.translate(escape),
+                vector,
+            ]
+            fields += ["\\N" if v is None else str(v) for v in (page_start, page_end)]
+            fields += [str(start), str(end), str(tokens)]
+            buffer.write("\t".join(fields) + "\n")
+        payload = io.BytesIO(buffer.getvalue().encode())
+        cursor = connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        began = time.perf_counter()
+        cursor.execute(
+            "COPY document_chunks (document_id, project_id, chunk_index, content, embedding, "
+            "page_start, page_end, char_start, char_end, token_count) FROM STDIN",
+            stream=payload,
+        )
+        seconds = time.perf_counter() - began
+        transaction.rollback()
+    return len(rows), seconds
+
+
+def _print_report(
+    documents: int,
+    wall: float,
+    stages: dict[str, float],
+    chunks: int,
+    jobs: int,
+    copy_rows: int,
+    copy_seconds: float,
+) -> dict[str, Any]:
+    busy = sum(stages.values())
+    embed = stages.get("embed", 0.0)
+    write_rate = chunks / stages["write"] if stages.get("write") else 0.0
+    copy_rate = copy_rows / copy_seconds if copy_seconds else 0.0
+    print(f"{'stage':<10}{'seconds':>10}{'share':>8}", file=sys.stderr)
+    for stage in ("download", "extract", "chunk", "embed", "write"):
+        seconds = stages.get(stage, 0.0)
+        print(f"{stage:<10}{seconds:>10.2f}{seconds / busy:>8.1%}", file=sys.stderr)
+    print(
+        f"\n{jobs} jobs, {chunks} chunks in {wall:.1f}s wall: {documents / wall:.2f} documents/s, "
+        f"{chunks / wall:.1f} chunks/s\n"
+        f"write path {write_rate:.0f} rows/s vs raw COPY {copy_rate:.0f} rows/s "
+        f"(ratio {write_rate / copy_rate if copy_rate else 0:.2f}); "
+        f"embedding share {embed / busy:.1%}, everything else {1 - embed / busy:.1%}",
+        file=sys.stderr,
+    )
+    return {
+        "documents": documents,
+        "jobs_succeeded": jobs,
+        "chunks": chunks,
+        "wall_seconds": round(wall, 2),
+        "documents_per_second": round(documents / wall, 3),
+        "chunks_per_second": round(chunks / wall, 2),
+        "stage_seconds": {k: round(v, 3) for k, v in stages.items()},
+        "embedding_share": round(embed / busy, 4),
+        "non_embedding_share": round(1 - embed / busy, 4),
+        "write_rows_per_second": round(write_rate, 1),
+        "raw_copy_rows_per_second": round(copy_rate, 1),
+        "write_vs_raw_copy_ratio": round(write_rate / copy_rate, 3) if copy_rate else None,
+    }
+
+
+if __name__ == "__main__":
+    main()
