@@ -43,6 +43,7 @@ locals {
     ingest      = ["roles/cloudsql.client", "roles/cloudsql.instanceUser"]
     chunk_embed = ["roles/cloudsql.client", "roles/cloudsql.instanceUser", "roles/aiplatform.user"]
     query       = ["roles/cloudsql.client", "roles/cloudsql.instanceUser", "roles/aiplatform.user"]
+    dead_letter = ["roles/cloudsql.client", "roles/cloudsql.instanceUser"]
   }
   runtime_project_grants = {
     for pair in flatten([
@@ -61,11 +62,14 @@ resource "google_project_iam_member" "runtime" {
   member  = google_service_account.runtime[each.value.account].member
 }
 
-# chunk-embed downloads the exact object generation of a job.
-resource "google_storage_bucket_iam_member" "chunk_embed_reader" {
+# ingest-* checks that an event's generation is still the live object; chunk-embed downloads
+# the exact object generation of a job.
+resource "google_storage_bucket_iam_member" "readers" {
+  for_each = toset(["ingest", "chunk_embed"])
+
   bucket = google_storage_bucket.documents.name
   role   = "roles/storage.objectViewer"
-  member = google_service_account.runtime["chunk_embed"].member
+  member = google_service_account.runtime[each.key].member
 }
 
 # The query API's DELETE /v1/documents/{id} removes the object too.
@@ -80,6 +84,13 @@ resource "google_pubsub_topic_iam_member" "ingest_publisher" {
   topic  = google_pubsub_topic.jobs.id
   role   = "roles/pubsub.publisher"
   member = google_service_account.runtime["ingest"].member
+}
+
+# chunk-embed dead-letters a job itself when it gives up on the last attempt (with the reason).
+resource "google_pubsub_topic_iam_member" "chunk_embed_dead_letter_publisher" {
+  topic  = google_pubsub_topic.dead_letter.id
+  role   = "roles/pubsub.publisher"
+  member = google_service_account.runtime["chunk_embed"].member
 }
 
 # --- invoker ------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ locals {
     ingest      = "Runs ingest-finalized and ingest-deleted: records documents and queues jobs"
     chunk_embed = "Runs chunk-embed: extracts, chunks and embeds one document per job"
     query       = "Runs query: the HTTPS API"
+    dead_letter = "Runs dead-letter: fails the job of a message Pub/Sub gave up on"
   }
 
   # Cloud SQL IAM database user of each runtime account: Postgres user names drop the
@@ -49,8 +50,8 @@ locals {
     AI_INFRA_MAX_PDF_PAGES               = var.max_pdf_pages
   }
 
-  # One entry per deployed function. `trigger` is "gcs" (Eventarc on the bucket), "push" (our own
-  # Pub/Sub push subscription, see pubsub.tf) or "http" (public HTTPS).
+  # One entry per deployed function. `trigger` is "gcs" (Eventarc on the bucket), "push" (one of
+  # our own Pub/Sub push subscriptions, see pubsub.tf) or "http" (public HTTPS).
   functions = {
     ingest-finalized = {
       entry_point   = "ingest_trigger"
@@ -102,6 +103,24 @@ locals {
       ingress       = "ALLOW_INTERNAL_ONLY"
       env = {
         AI_INFRA_DB_IAM_USER     = local.db_users["chunk_embed"]
+        AI_INFRA_DB_POOL_SIZE    = 1
+        AI_INFRA_DB_MAX_OVERFLOW = 1
+      }
+    }
+    dead-letter = {
+      entry_point   = "dead_letter"
+      account       = "dead_letter"
+      trigger       = "push"
+      event_type    = null
+      memory        = "512Mi"
+      cpu           = "1"
+      timeout       = 60
+      concurrency   = 4
+      min_instances = 0
+      max_instances = 2
+      ingress       = "ALLOW_INTERNAL_ONLY"
+      env = {
+        AI_INFRA_DB_IAM_USER     = local.db_users["dead_letter"]
         AI_INFRA_DB_POOL_SIZE    = 1
         AI_INFRA_DB_MAX_OVERFLOW = 1
       }

@@ -46,6 +46,7 @@ REQUIRED_BY_ENTRY_POINT = {
     "ingest_trigger": COMMON_REQUIRED,
     "chunk_embed": COMMON_REQUIRED | {"job_timeout_seconds", "max_file_bytes", "max_pdf_pages"},
     "query": COMMON_REQUIRED | {"generation_provider", "generation_model", "max_request_bytes"},
+    "dead_letter": COMMON_REQUIRED,
 }
 
 # Values standing in for resource attributes Terraform only knows after apply.
@@ -251,7 +252,12 @@ def test_no_role_outside_the_allow_list(tf: dict[str, Any]) -> None:
     assert holders("roles/aiplatform.user") == {"runtime[chunk_embed]", "runtime[query]"}
     project = resources(tf, "google_project_iam_member")
     publisher = [n for t, n, r, _m in grants if r == "roles/pubsub.publisher"]
-    assert set(publisher) == {"gcs_agent_publisher", "ingest_publisher", "dead_letter_publisher"}
+    assert set(publisher) == {
+        "gcs_agent_publisher",
+        "ingest_publisher",
+        "chunk_embed_dead_letter_publisher",
+        "dead_letter_publisher",
+    }
     assert "storage_project_service_account" in _one(project["gcs_agent_publisher"]["member"])
     jobs_publisher = resources(tf, "google_pubsub_topic_iam_member")["ingest_publisher"]
     assert _one(jobs_publisher["member"]) == '${google_service_account.runtime["ingest"].member}'
@@ -260,9 +266,11 @@ def test_no_role_outside_the_allow_list(tf: dict[str, Any]) -> None:
     assert "gcf-v2-sources-" in _one(_one(reader["condition"])["expression"])
     storage = {(n, r) for t, n, r, _m in grants if t == "google_storage_bucket_iam_member"}
     assert storage == {
-        ("chunk_embed_reader", "roles/storage.objectViewer"),
+        ("readers", "roles/storage.objectViewer"),
         ("query_admin", "roles/storage.objectAdmin"),
     }
+    readers = resources(tf, "google_storage_bucket_iam_member")["readers"]
+    assert set(re.findall(r"\w+", _one(readers["for_each"]))) == {"toset", "ingest", "chunk_embed"}
 
 
 def test_only_query_is_public_and_event_functions_take_internal_traffic(

