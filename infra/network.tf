@@ -37,8 +37,9 @@ resource "google_service_networking_connection" "private_services" {
   service                 = "servicenetworking.googleapis.com"
   reserved_peering_ranges = [google_compute_global_address.private_services.name]
 
-  # Removing the peering while Cloud SQL still holds addresses fails; destroying the network
-  # removes it anyway.
+  # Cloud SQL keeps its addresses for days after an instance is deleted (so it can be restored),
+  # and the connection cannot be deleted meanwhile: destroy drops it from state instead, and the
+  # peering it leaves is removed by hand before the network (README.md, "Teardown").
   deletion_policy = "ABANDON"
 }
 
