@@ -177,7 +177,8 @@ def _build_chunks(
     with stages.timed("chunk"):
         chunks = chunk_text(
             document,
-            max_tokens=settings.chunk_tokens,
+            # A chunk longer than the model's input would be silently truncated when embedded.
+            max_tokens=min(settings.chunk_tokens, embedder.max_input_tokens),
             overlap_tokens=settings.chunk_overlap_tokens,
             tokenizer=embedder,
         )
