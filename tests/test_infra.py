@@ -415,3 +415,10 @@ def test_terraform_deploys_the_packaged_archive_of_every_entry_point(tf: dict[st
     assert not missing, (
         f"Terraform deploys entry points with no functions/<name>/main.py: {missing}"
     )
+
+
+def test_readme_documents_every_variable(tf: dict[str, Any]) -> None:
+    """infra/README.md's variable table keeps up with variables.tf."""
+    text = (INFRA / "README.md").read_text()
+    undocumented = [name for name in tf["variable"] if f"| `{name}` |" not in text]
+    assert not undocumented, f"add to the README's variable table: {undocumented}"
