@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -351,3 +352,18 @@ def test_no_command_prints_help(database_url: str) -> None:
     result = cli()
     assert "teams" in result.output
     assert "upload" in result.output
+
+
+def test_package_writes_the_functions_source_archive(tmp_path: Path) -> None:
+    payload = cli_json("package", str(tmp_path / "dist"))
+    archive = Path(payload["archive"])
+    assert archive.parent == tmp_path / "dist"
+    with zipfile.ZipFile(archive) as bundle:
+        names = set(bundle.namelist())
+    assert {"main.py", "requirements.txt", "common/config.py"} <= names
+    assert payload["bytes"] == archive.stat().st_size
+
+
+def test_package_refuses_an_output_path_that_is_a_file(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("")
+    assert_user_error(cli("package", str(tmp_path / "taken")), "not a folder")

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from common.cli.context import CliError, connect, state_of
 from common.cli.output import emit, emit_fields, emit_records, table
-from common.cli.resolve import find_document, find_project
+from common.cli.resolve import find_document, find_project, parse_uuid
 from common.db import transaction
 from common.models import Document, DocumentStatus, IngestionJob
 
@@ -120,6 +120,7 @@ def show_document(
     ctx: typer.Context, document: Annotated[str, typer.Argument(help="Document id.")]
 ) -> None:
     """One document: status, last ingestion job, error message, chunk count."""
+    parse_uuid(document, "document id")
     connect(ctx)
     with transaction() as session:
         row = find_document(session, document)

@@ -6,12 +6,13 @@ one JSON document for scripts.
 """
 
 import logging
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from common.cli import ask, documents, keys, migrate, package, projects, teams, upload
+from common.cli import ask, documents, jobs, keys, migrate, package, projects, teams, upload
 from common.cli.context import CliError, ErrorHandlingGroup, State
 
 app = typer.Typer(
@@ -35,12 +36,17 @@ def root(
     ctx.obj = State(json=json_output, debug=debug)
     if debug:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
+    else:
+        # The embedded Postgres' lock folder falls back to /tmp where XDG_RUNTIME_DIR is unset
+        # (root in containers); that is fine, and not worth a warning on every command.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
 
 
 app.add_typer(teams.app, name="teams")
 app.add_typer(projects.app, name="projects")
 app.add_typer(keys.app, name="keys")
 app.add_typer(documents.app, name="documents")
+app.add_typer(jobs.app, name="jobs")
 app.command("migrate")(migrate.migrate_command)
 app.command("upload")(upload.upload_command)
 app.command("ask")(ask.ask_command)
@@ -60,6 +66,7 @@ def dev(
     query_port: Annotated[int | None, typer.Option(help="Port of the query function.")] = None,
     ingest_port: Annotated[int | None, typer.Option(help="Port of ingest_trigger.")] = None,
     chunk_port: Annotated[int | None, typer.Option(help="Port of chunk_embed.")] = None,
+    dead_letter_port: Annotated[int | None, typer.Option(help="Port of dead_letter.")] = None,
     gcs_port: Annotated[int | None, typer.Option(help="Port of the GCS emulator.")] = None,
     pubsub_port: Annotated[int | None, typer.Option(help="Port of the Pub/Sub emulator.")] = None,
 ) -> None:
@@ -72,6 +79,7 @@ def dev(
         "query": query_port,
         "ingest_trigger": ingest_port,
         "chunk_embed": chunk_port,
+        "dead_letter": dead_letter_port,
         "gcs": gcs_port,
         "pubsub": pubsub_port,
     }

@@ -18,12 +18,15 @@ def package_command(
 ) -> None:
     """Build the functions' source archive (what Terraform uploads)."""
     try:
-        from common.packaging import build_source_archive
+        from common.packaging import PackagingError, build_source_archive
     except ImportError:
         raise CliError("packaging is not available in this version (common.packaging)") from None
     if outdir is not None and outdir.exists() and not outdir.is_dir():
         raise CliError(f"{outdir} exists and is not a folder")
-    archive = build_source_archive(outdir) if outdir is not None else build_source_archive()
+    try:
+        archive = build_source_archive(outdir)
+    except PackagingError as error:
+        raise CliError(str(error)) from None
     path = Path(archive)
     record = {"archive": path, "bytes": path.stat().st_size if path.exists() else None}
 
