@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import random
 import time
@@ -234,10 +233,6 @@ def test_minilm_wordpiece_counts_stay_within_budget_and_cover_the_text():
         assert_covers(doc, chunks)
 
 
-@pytest.mark.skipif(
-    importlib.util.find_spec("common.embeddings") is None,
-    reason="common/embeddings.py (get_embedder) has not landed yet",
-)
 def test_real_embedding_tokenizer_counts_stay_within_budget():
     from common.embeddings import get_embedder
 

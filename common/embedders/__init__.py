@@ -1,0 +1,1 @@
+"""Embedder implementations, one module per provider; pick one with `common.embeddings`."""

@@ -1,0 +1,1 @@
+"""Generator implementations, one module per provider; pick one with `common.generation`."""
