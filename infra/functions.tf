@@ -61,7 +61,7 @@ resource "google_cloudfunctions2_function" "fn" {
     ingress_settings                 = each.value.ingress
     all_traffic_on_latest_revision   = true
     service_account_email            = google_service_account.runtime[each.value.account].email
-    environment_variables            = merge(local.common_env, each.value.env)
+    environment_variables            = merge(local.common_env, each.value.env, var.settings_overrides)
 
     # Private ranges (the database) go through the VPC; Google APIs are reached directly.
     direct_vpc_network_interface {

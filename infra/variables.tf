@@ -255,6 +255,31 @@ variable "max_pdf_pages" {
   default     = 2000
 }
 
+variable "settings_overrides" {
+  description = "Tuning settings for every function that otherwise keep the code's defaults (see common/config.py), e.g. { AI_INFRA_CHUNK_TOKENS = \"384\" }."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition = alltrue([
+      for name in keys(var.settings_overrides) : contains([
+        "AI_INFRA_DB_POOL_TIMEOUT_SECONDS",
+        "AI_INFRA_EMBEDDING_BATCH_SIZE",
+        "AI_INFRA_MODEL_MAX_RETRIES",
+        "AI_INFRA_MODEL_RETRY_BASE_SECONDS",
+        "AI_INFRA_MODEL_RETRY_MAX_SECONDS",
+        "AI_INFRA_DEFAULT_TEMPERATURE",
+        "AI_INFRA_SYSTEM_PROMPT",
+        "AI_INFRA_CHUNK_TOKENS",
+        "AI_INFRA_CHUNK_OVERLAP_TOKENS",
+        "AI_INFRA_DEFAULT_TOP_K",
+        "AI_INFRA_HNSW_EF_SEARCH",
+      ], name)
+    ])
+    error_message = "settings_overrides takes only the tuning settings listed in variables.tf; the others have their own variables or are set by Terraform."
+  }
+}
+
 variable "log_level" {
   description = "Log level of the functions."
   type        = string

@@ -26,28 +26,61 @@ INFRA = Path(__file__).resolve().parent.parent / "infra"
 
 # Settings each function needs in the cloud, by entry point. The cloud-mode validator's own
 # requirements (instance + IAM user) are listed explicitly and checked below against config.py.
-COMMON_REQUIRED = {
-    "mode",
-    "db_instance_connection_name",
-    "db_iam_user",
-    "db_name",
-    "db_ip_type",
-    "gcp_project",
-    "gcp_location",
-    "bucket",
-    "jobs_topic",
-    "dead_letter_topic",
-    "embedding_provider",
-    "embedding_model",
-    "embedding_dim",
-    "max_delivery_attempts",
-}
+COMMON_REQUIRED = set(
+    [
+        "mode",
+        "db_instance_connection_name",
+        "db_iam_user",
+        "db_name",
+        "db_ip_type",
+        "gcp_project",
+        "gcp_location",
+        "bucket",
+        "jobs_topic",
+        "dead_letter_topic",
+        "embedding_provider",
+        "embedding_model",
+        "embedding_dim",
+        "max_delivery_attempts",
+    ]
+)
 REQUIRED_BY_ENTRY_POINT = {
     "ingest_trigger": COMMON_REQUIRED,
     "chunk_embed": COMMON_REQUIRED | {"job_timeout_seconds", "max_file_bytes", "max_pdf_pages"},
     "query": COMMON_REQUIRED | {"generation_provider", "generation_model", "max_request_bytes"},
     "dead_letter": COMMON_REQUIRED,
 }
+
+# Settings Terraform leaves at the code's defaults (tunable through var.settings_overrides), and
+# settings only the local stack and the tests use, which must never reach a cloud function.
+TUNABLE = set(
+    [
+        "db_pool_timeout_seconds",
+        "embedding_batch_size",
+        "model_max_retries",
+        "model_retry_base_seconds",
+        "model_retry_max_seconds",
+        "default_temperature",
+        "system_prompt",
+        "chunk_tokens",
+        "chunk_overlap_tokens",
+        "default_top_k",
+        "hnsw_ef_search",
+    ]
+)
+LOCAL_ONLY = set(
+    [
+        "database_url",
+        "local_data_dir",
+        "storage_emulator_host",
+        "pubsub_emulator_host",
+        "event_sink_url",
+        "pubsub_rest_url",
+        "vertex_base_url",
+        "vertex_access_token",
+    ]
+)
+SECRET = {"openai_api_key"}  # from Secret Manager, when generation_provider = openai
 
 # Values standing in for resource attributes Terraform only knows after apply.
 RESOURCE_SAMPLES = {
@@ -149,7 +182,8 @@ def resolve(tf: dict[str, Any], value: Any, setting: str) -> Any:
 
 
 def function_env(tf: dict[str, Any], name: str) -> dict[str, str]:
-    env = {**local(tf, "common_env"), **functions(tf)[name]["env"]}
+    overrides = variable_default(tf, "settings_overrides")
+    env = {**local(tf, "common_env"), **functions(tf)[name]["env"], **overrides}
     return {key: str(resolve(tf, value, key)) for key, value in env.items()}
 
 
@@ -340,6 +374,23 @@ def test_every_setting_a_function_needs_is_set_and_valid_in_cloud_mode(
         assert settings.db_iam_user and not settings.db_iam_user.endswith(".gserviceaccount.com")
         if spec["entry_point"] == "query":
             assert settings.generation_provider == "gemini"
+
+
+def test_every_setting_is_set_by_terraform_or_deliberately_left_out(tf: dict[str, Any]) -> None:
+    """A new field in config.py fails here until it is set, made tunable, or marked local-only."""
+    fn = _one(resources(tf, "google_cloudfunctions2_function")["fn"]["service_config"])
+    assert _one(fn["environment_variables"]) == (
+        "${merge(local.common_env,each.value.env,var.settings_overrides)}"
+    )
+    set_by_terraform = set().union(*(setting_names(function_env(tf, n)) for n in functions(tf)))
+    assert not set_by_terraform & LOCAL_ONLY
+    unclassified = set(Settings.model_fields) - set_by_terraform - TUNABLE - LOCAL_ONLY - SECRET
+    assert not unclassified, f"decide how the cloud gets these settings: {sorted(unclassified)}"
+    condition = _one(_one(tf["variable"]["settings_overrides"]["validation"])["condition"])
+    allowed = {
+        name.removeprefix(ENV_PREFIX).lower() for name in re.findall(r"AI_INFRA_\w+", condition)
+    }
+    assert allowed == TUNABLE
 
 
 def test_cloud_mode_validator_requirements_are_in_the_required_sets() -> None:
