@@ -81,12 +81,14 @@ def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
         success["content"] = {"application/json": {"schema": schema}}
         if route.streams:
             success["content"]["text/event-stream"] = {
-                "schema": {"type": "string"},
-                "description": (
-                    "With stream=true: `event: delta` events (data {text}), then one "
-                    "`event: done` whose data is the JSON response above; a failure after "
-                    "the first event is `event: error` with the error body."
-                ),
+                "schema": {
+                    "type": "string",
+                    "description": (
+                        "With stream=true: `event: delta` events (data {text}), then one "
+                        "`event: done` whose data is the JSON response above; a failure after "
+                        "the first event is `event: error` with the error body."
+                    ),
+                }
             }
     responses: dict[str, Any] = {"200": success}
     statuses = set(route.statuses) | set(_ALWAYS)
