@@ -1,5 +1,6 @@
-# The four Cloud Run functions (gen2, Python 3.13), all built from the one source archive. Their
-# main.py re-exports the entry points, so only entry_point differs between them.
+# The Cloud Run functions (gen2, Python 3.13): four entry points, five deployments (ingest_trigger
+# runs twice, once per storage event), all built from the one source archive. Its main.py
+# re-exports every entry point, so only entry_point differs between them.
 
 resource "google_artifact_registry_repository" "functions" {
   #checkov:skip=CKV_GCP_84:Images hold only our open code and public packages; Google-managed encryption suffices and a KMS key would add cost and a failure mode to every build.

@@ -16,11 +16,11 @@ resource "google_service_account" "runtime" {
   depends_on = [google_project_service.apis]
 }
 
-# Calls the functions on behalf of Eventarc (storage events) and of the job push subscription.
+# Calls the functions on behalf of Eventarc (storage events) and of the push subscriptions.
 resource "google_service_account" "invoker" {
   account_id   = "${var.name_prefix}-invoker"
   display_name = "${var.name_prefix} invoker"
-  description  = "Identity of the Eventarc triggers and the Pub/Sub push subscription"
+  description  = "Identity of the Eventarc triggers and the Pub/Sub push subscriptions"
 
   depends_on = [google_project_service.apis]
 }
