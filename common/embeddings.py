@@ -8,6 +8,7 @@ Both return float32, L2-normalised rows, truncate over-long input as their model
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any, Protocol
@@ -33,9 +34,14 @@ class Embedder(Protocol):
     def count_tokens(self, text: str) -> int: ...
 
 
+_BUILD_LOCK = threading.Lock()
+
+
 def get_embedder(settings: Settings | None = None) -> Embedder:
     """The embedder for `settings` (default: the process settings), built once per process."""
-    return _cached_embedder(settings or get_settings())
+    settings = settings or get_settings()
+    with _BUILD_LOCK:  # concurrent first calls must not build two
+        return _cached_embedder(settings)
 
 
 @lru_cache(maxsize=8)

@@ -9,6 +9,7 @@ Cloud providers raise `ModelRateLimitedError` / `ModelUnavailableError` once ret
 from __future__ import annotations
 
 import re
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -82,9 +83,14 @@ def parse_citations(text: str, source_count: int) -> list[int]:
     return cited
 
 
+_BUILD_LOCK = threading.Lock()
+
+
 def get_generator(settings: Settings | None = None) -> Generator:
     """The generator for `settings` (default: the process settings), built once per process."""
-    return _cached_generator(settings or get_settings())
+    settings = settings or get_settings()
+    with _BUILD_LOCK:  # concurrent first calls must not build two
+        return _cached_generator(settings)
 
 
 @lru_cache(maxsize=8)

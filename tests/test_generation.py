@@ -275,6 +275,17 @@ def test_gemini_stream_retries_before_the_first_event(vertex_standin):
     assert len(sleep.waits) == 1 and len(vertex_standin.requests) == 2
 
 
+def test_gemini_stream_cut_after_text_fails_instead_of_repeating_it(vertex_standin):
+    vertex_standin.answer = "One two three four five six [1]."
+    vertex_standin.break_stream_after = 1
+    sleep = SleepRecorder()
+    stream = gemini(vertex_standin, sleep).stream(GenerationRequest("q", HANDBOOK))
+    assert next(stream) == "One two three "
+    with pytest.raises(ModelUnavailableError):
+        next(stream)
+    assert len(vertex_standin.requests) == 1 and sleep.waits == []
+
+
 def test_gemini_exhausted_rate_limit_raises_rate_limited(vertex_standin):
     vertex_standin.fail_next(10, status=429)
     generator = gemini(vertex_standin, model_max_retries=2)
@@ -343,6 +354,15 @@ def test_openai_retries_unavailable_then_succeeds(openai_standin):
     openai_standin.fail_next(1, status=429, retry_after=3)
     _, final = collect(openai(openai_standin, sleep).stream(GenerationRequest("q", HANDBOOK)))
     assert final.cited == [1] and sleep.waits[-1] == 3.0
+
+
+def test_openai_stream_cut_after_text_fails_instead_of_repeating_it(openai_standin):
+    openai_standin.break_stream_after = 2
+    stream = openai(openai_standin).stream(GenerationRequest("q", HANDBOOK))
+    assert next(stream) == "The first source "
+    with pytest.raises(ModelUnavailableError):
+        next(stream)
+    assert len(openai_standin.requests) == 1
 
 
 def test_openai_gives_up_with_typed_errors(openai_standin):
