@@ -356,3 +356,30 @@ def test_project_filtered_hnsw_search_matches_exact_scan_and_uses_the_index(
             assert set(approximate) == set(exact)
             if owner is big:
                 assert "ix_document_chunks_embedding_hnsw" in plan, plan
+
+
+def test_cloud_sql_service_account_role_gets_table_access(database_url: str) -> None:
+    """On Cloud SQL the functions' IAM users share `cloudsqliamserviceaccount`; grant it."""
+    from common import migrate
+
+    role = "cloudsqliamserviceaccount"
+    engine = get_engine()
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP ROLE IF EXISTS {role}"))
+        connection.execute(text(f"CREATE ROLE {role} NOLOGIN"))
+    try:
+        migrate.downgrade("0002")
+        migrate.upgrade()
+        with engine.connect() as connection:
+            for table in ("documents", "document_chunks", "query_logs", "api_keys"):
+                allowed = connection.execute(
+                    text("SELECT has_table_privilege(:r, :t, 'SELECT,INSERT,UPDATE,DELETE')"),
+                    {"r": role, "t": table},
+                ).scalar_one()
+                assert allowed, table
+    finally:
+        migrate.downgrade("0002")
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP OWNED BY {role}"))
+            connection.execute(text(f"DROP ROLE {role}"))
+        migrate.upgrade()
