@@ -51,7 +51,7 @@ output "operator_env" {
 }
 
 output "db_grants_sql" {
-  description = "SQL an operator runs once after the first migration so the functions' database users can use the tables."
+  description = "The grants migration 0003 applies through cloudsqliamserviceaccount, per user, for re-applying by hand."
   value = join("\n", concat(
     [for user in values(local.db_users) : "GRANT USAGE ON SCHEMA public TO \"${user}\";"],
     [for user in values(local.db_users) : "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO \"${user}\";"],
@@ -66,7 +66,7 @@ output "first_run_commands" {
     gcloud auth application-default login
     eval "$(terraform -chdir=infra output -raw operator_env)"
     uv run ai-infra migrate
-    # then run the statements of `terraform -chdir=infra output -raw db_grants_sql` as the same user
+    # (migration 0003 grants the functions' IAM users access to the tables)
     uv run ai-infra teams create my-team
     uv run ai-infra projects create docs --team my-team
     uv run ai-infra keys create --team my-team --name first-key
