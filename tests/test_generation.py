@@ -171,6 +171,41 @@ def test_extractive_never_cites_numbers_written_inside_sources(extractive):
     assert parse_citations(result.text, 99) == [1]
 
 
+def test_extractive_scores_a_bounded_number_of_sentences_best_sources_first(extractive):
+    from common.embeddings import get_embedder
+    from common.generators.extractive import MAX_SCORED_SENTENCES
+
+    class Counting:
+        """The real local embedder, recording how many sentences it is asked to embed."""
+
+        def __init__(self, inner):
+            self.inner, self.sizes = inner, []
+            self.model_name, self.dimension = inner.model_name, inner.dimension
+            self.max_input_tokens = inner.max_input_tokens
+
+        def embed_documents(self, texts):
+            self.sizes.append(len(texts))
+            return self.inner.embed_documents(texts)
+
+        def embed_query(self, text):
+            return self.inner.embed_query(text)
+
+        def count_tokens(self, text):
+            return self.inner.count_tokens(text)
+
+    counting = Counting(get_embedder(Settings()))
+    filler = " ".join(f"Filler sentence number {i} says nothing." for i in range(40))
+    sources = [
+        source(1, "Refunds", "Refunds are processed within 10 business days. " + filler),
+        *[source(n, "Filler", filler.replace("Filler", f"Other{n}")) for n in range(2, 6)],
+    ]
+    result = ExtractiveGenerator(counting).generate(
+        GenerationRequest("How long do refunds take?", sources)
+    )
+    assert counting.sizes == [MAX_SCORED_SENTENCES]
+    assert result.cited == [1] and "10 business days" in result.text
+
+
 def test_extractive_counts_tokens_with_the_embedder_tokenizer(extractive):
     from common.embeddings import get_embedder
 

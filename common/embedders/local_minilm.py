@@ -294,7 +294,7 @@ class LocalMiniLMEmbedder:
                 embedder.no_padding()
                 embedder.enable_truncation(max_length=MAX_SEQ_LENGTH)
                 single_threaded_blas()
-                workers = min(MAX_WORKERS, len(os.sched_getaffinity(0)))
+                workers = min(MAX_WORKERS, os.process_cpu_count() or 1)
                 pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="minilm")
                 self._loaded = _Loaded(_Weights(path), counter, embedder, pool)
                 logger.info("loaded local embedding model", extra={"model": MODEL_NAME})
