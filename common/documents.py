@@ -79,7 +79,7 @@ _SELECT = """
     FROM documents d
     LEFT JOIN LATERAL (
         SELECT * FROM ingestion_jobs WHERE document_id = d.id
-        ORDER BY created_at DESC, id DESC LIMIT 1
+        ORDER BY generation DESC, created_at DESC LIMIT 1
     ) j ON true
 """
 

@@ -3,50 +3,18 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-import time
 import uuid
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 
-from common.db import transaction
-from common.models import QueryCitation, QueryLog
 from common.query_service import NOTHING_FOUND_ANSWER
 from tests.fixtures.factories import make_tenant
-from tests.fixtures.query import Corpus, QueryApi, insert_document
+from tests.fixtures.query import Corpus, QueryApi, insert_document, parse_sse, wait_for_log
 
 PARKING = "Is there free parking for guests at the Portugal branch?"
-
-
-def parse_sse(text: str) -> list[tuple[str, Any]]:
-    """(event, decoded data) pairs of a text/event-stream body."""
-    events = []
-    for block in text.strip().split("\n\n"):
-        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        events.append((fields["event"], json.loads(fields["data"])))
-    return events
-
-
-def wait_for_log(request_id: str, timeout: float = 10.0) -> tuple[QueryLog, list[QueryCitation]]:
-    """The log row is written after the response is sent: poll for it with a deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with transaction() as session:
-            log = session.scalar(select(QueryLog).where(QueryLog.request_id == request_id))
-            if log is not None:
-                citations = session.scalars(
-                    select(QueryCitation)
-                    .where(QueryCitation.query_id == log.id)
-                    .order_by(QueryCitation.rank)
-                ).all()
-                return log, list(citations)
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no query_logs row for request {request_id}")
-        time.sleep(0.05)
 
 
 def _ok(response: httpx.Response) -> dict[str, Any]:
