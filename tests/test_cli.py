@@ -15,10 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 from common import auth, embedded_pg, migrate
+from common.cli.context import EXIT_BUG, CliError, ErrorHandlingGroup
 from common.cli.main import app
 from common.config import get_settings
 from common.db import reset_engine, transaction
@@ -367,3 +369,36 @@ def test_package_writes_the_functions_source_archive(tmp_path: Path) -> None:
 def test_package_refuses_an_output_path_that_is_a_file(tmp_path: Path) -> None:
     (tmp_path / "taken").write_text("")
     assert_user_error(cli("package", str(tmp_path / "taken")), "not a folder")
+
+
+def error_app() -> typer.Typer:
+    """A two-command app on the CLI's root group: one user mistake, one bug."""
+    demo = typer.Typer(cls=ErrorHandlingGroup, pretty_exceptions_enable=False)
+
+    @demo.callback()
+    def root(debug: bool = typer.Option(False, "--debug")) -> None:
+        pass
+
+    @demo.command()
+    def mistake() -> None:
+        raise CliError("unknown team 'x'")
+
+    @demo.command()
+    def bug() -> None:
+        raise RuntimeError("list index out of range\nsecond line")
+
+    return demo
+
+
+def test_an_unexpected_error_is_one_line_with_a_hint_and_debug_shows_the_traceback() -> None:
+    demo = error_app()
+    assert_user_error(runner.invoke(demo, ["mistake"]), "unknown team 'x'")
+
+    result = runner.invoke(demo, ["bug"])
+    assert result.exit_code == EXIT_BUG
+    assert result.stderr.strip() == (
+        "error: unexpected RuntimeError: list index out of range second line "
+        "(re-run with --debug for the traceback)"
+    )
+    debug = runner.invoke(demo, ["--debug", "bug"])
+    assert isinstance(debug.exception, RuntimeError)

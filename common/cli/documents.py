@@ -166,10 +166,13 @@ def reprocess(
         from common.ingest import reprocess_document
     except ImportError:
         raise CliError("reprocessing is not available in this version (common.ingest)") from None
-    records = [
-        {"document_id": doc_id, "title": title, "job_id": reprocess_document(doc_id)}
-        for doc_id, title in chosen
-    ]
+    records = []
+    for doc_id, title in chosen:
+        try:
+            job_id = reprocess_document(doc_id)
+        except LookupError as error:  # e.g. a document that never had an uploaded object
+            raise CliError(f"cannot reprocess {title!r}: {error}") from None
+        records.append({"document_id": doc_id, "title": title, "job_id": job_id})
 
     def render(out: Console) -> None:
         if not records:

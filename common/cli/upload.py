@@ -244,7 +244,10 @@ def _document_fields(row: Any) -> dict[str, Any]:
 
 def upload_command(
     ctx: typer.Context,
-    paths: Annotated[list[Path], typer.Argument(help="Files and folders (recursively).")],
+    paths: Annotated[
+        list[Path],
+        typer.Argument(help="Files, and folders whose files keep their path below the folder."),
+    ],
     project: Annotated[str, typer.Option("--project", "-p", help="Project name or id.")],
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait until every document is ready or failed.")
