@@ -20,7 +20,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
 from common import auth, embedded_pg, migrate
-from common.cli.context import EXIT_BUG, CliError, ErrorHandlingGroup
+from common.cli.context import EXIT_BUG, CliError, ErrorHandlingGroup, hoist_global_flags
 from common.cli.main import app
 from common.config import get_settings
 from common.db import reset_engine, transaction
@@ -402,3 +402,20 @@ def test_an_unexpected_error_is_one_line_with_a_hint_and_debug_shows_the_traceba
     )
     debug = runner.invoke(demo, ["--debug", "bug"])
     assert isinstance(debug.exception, RuntimeError)
+
+
+def test_json_may_follow_the_subcommand(tenant: Tenant) -> None:
+    result = cli("keys", "list", "--team", str(tenant.team_id), "--json")
+    assert result.exit_code == 0, result.output
+    assert [key["id"] for key in json.loads(result.stdout)] == [str(tenant.api_key_id)]
+
+
+def test_global_flags_after_a_double_dash_are_arguments() -> None:
+    assert hoist_global_flags(["ask", "-p", "x", "--json", "--", "--json"]) == [
+        "--json",
+        "ask",
+        "-p",
+        "x",
+        "--",
+        "--json",
+    ]

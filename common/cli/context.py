@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -163,8 +164,42 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+# Options of the root command that may also be written after the subcommand
+# (`ai-infra teams list --json` means `ai-infra --json teams list`).
+GLOBAL_FLAGS = frozenset({"--json", "--debug"})
+
+
+def hoist_global_flags(argv: Sequence[str]) -> list[str]:
+    """Move global flags to the front; nothing after a `--` separator is touched."""
+    head, tail = list(argv), []
+    if "--" in head:
+        cut = head.index("--")
+        head, tail = head[:cut], head[cut:]
+    flags = [arg for arg in head if arg in GLOBAL_FLAGS]
+    return [*dict.fromkeys(flags), *(arg for arg in head if arg not in GLOBAL_FLAGS), *tail]
+
+
 class ErrorHandlingGroup(TyperGroup):
     """The root group: every exception below it becomes one stderr line and an exit code."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = sys.argv[1:] if args is None else args
+        return super().main(
+            hoist_global_flags(argv),
+            prog_name=prog_name or "ai-infra",
+            complete_var=complete_var,
+            standalone_mode=standalone_mode,
+            windows_expand_args=windows_expand_args,
+            **extra,
+        )
 
     def invoke(self, ctx: Any) -> Any:
         try:
