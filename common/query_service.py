@@ -1,12 +1,15 @@
 """A question in, a grounded answer (or the retrieved chunks) out: flow 3 of the design.
 
 Used by the query function (over HTTP) and by `ai-infra ask` (in-process, api_key_id None).
-Steps: the caller's team must own the project (404), the project's chunks must come from the
-configured embedding model (409), embed the question, hybrid search, fit the context budget,
-generate with numbered sources, keep the citations the answer actually makes.
+Steps: embed the question; then in ONE transaction (one pooled connection, one snapshot) check
+that the caller's team owns the project (404) and that its chunks come from the configured
+embedding model (409), and run the hybrid search; fit the context budget, generate with numbered
+sources, keep the citations the answer actually makes.
 
-The database is touched in short transactions around the model calls, never across them, so a
-slow model never holds a pooled connection. The `query_logs` row and its `query_citations`
+The question is embedded before the ownership check so that the check and the search share a
+transaction: an authenticated caller naming someone else's project costs one embedding call,
+never a hint. The database is never held across a model call, so a slow model never holds a
+pooled connection. The `query_logs` row and its `query_citations`
 are one INSERT statement (a CTE); the HTTP layer runs it after the response has been sent
 (`defer`), so logging adds no round trip to the response path.
 """
@@ -21,12 +24,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from common.auth import Principal, authorize_project
+from common.auth import Principal
 from common.config import Settings, get_settings
 from common.db import transaction
 from common.query_log import QueryLogRecord, write_query_log
 from common.query_models import Citation, QueryRequest, QueryResult, Usage, snippet
-from common.retrieval import RetrievedChunk, check_embedding_model, fit_to_budget, search
+from common.retrieval import RetrievedChunk, check_searchable, fit_to_budget, search
 
 if TYPE_CHECKING:
     from common.generation import GenerationRequest
@@ -84,13 +87,16 @@ def _retrieve(
     top_k = request.top_k or settings.default_top_k
     embedder = get_embedder(settings)
     mark = time.perf_counter()
-    with transaction() as session:
-        authorize_project(session, principal.team_id, project_id)
-        check_embedding_model(session, project_id, embedder.model_name, request.document_ids)
-    mark = timings.add("sql", mark)
     vector = embedder.embed_query(request.question)
     mark = timings.add("embed", mark)
     with transaction() as session:
+        check_searchable(
+            session,
+            team_id=principal.team_id,
+            project_id=project_id,
+            model=embedder.model_name,
+            document_ids=request.document_ids,
+        )
         chunks = search(
             session,
             project_id=project_id,

@@ -77,15 +77,23 @@ class EmbeddingModelMismatchError(ApiError):
         self.found = tuple(found)
 
 
-_MISMATCHED_MODELS = text(
-    """
+_MISMATCHED = """
     SELECT DISTINCT embedding_model FROM documents
     WHERE project_id = :project_id AND status = 'ready'
       AND embedding_model IS NOT NULL AND embedding_model <> :model
       AND (CAST(:document_ids AS uuid[]) IS NULL OR id = ANY(CAST(:document_ids AS uuid[])))
     LIMIT 5
-    """
+"""
+_MISMATCHED_MODELS = text(_MISMATCHED)
+# Ownership and the model check in one round trip (the query path runs it per request).
+_SEARCHABLE = text(
+    "SELECT EXISTS (SELECT 1 FROM projects WHERE id = :project_id AND team_id = :team_id) "
+    f"AS owned, ARRAY({_MISMATCHED}) AS mismatched"
 )
+
+
+def _ids(document_ids: Sequence[uuid.UUID] | None) -> list[uuid.UUID] | None:
+    return list(document_ids) if document_ids else None
 
 
 def check_embedding_model(
@@ -95,16 +103,34 @@ def check_embedding_model(
     document_ids: Sequence[uuid.UUID] | None = None,
 ) -> None:
     """Raise EmbeddingModelMismatchError when any searchable document used another model."""
-    rows = session.execute(
-        _MISMATCHED_MODELS,
-        {
-            "project_id": project_id,
-            "model": model,
-            "document_ids": list(document_ids) if document_ids else None,
-        },
-    ).all()
+    params = {"project_id": project_id, "model": model, "document_ids": _ids(document_ids)}
+    rows = session.execute(_MISMATCHED_MODELS, params).all()
     if rows:
         raise EmbeddingModelMismatchError(model, [row[0] for row in rows])
+
+
+def check_searchable(
+    session: Session,
+    *,
+    team_id: uuid.UUID,
+    project_id: uuid.UUID,
+    model: str,
+    document_ids: Sequence[uuid.UUID] | None = None,
+) -> None:
+    """404 unless the team owns the project; 409 if its chunks came from another model."""
+    row = session.execute(
+        _SEARCHABLE,
+        {
+            "team_id": team_id,
+            "project_id": project_id,
+            "model": model,
+            "document_ids": _ids(document_ids),
+        },
+    ).one()
+    if not row.owned:
+        raise ApiError(404, "not_found", "project not found")
+    if row.mismatched:
+        raise EmbeddingModelMismatchError(model, list(row.mismatched))
 
 
 def _hybrid_sql(*, with_documents: bool, with_min_score: bool) -> str:
@@ -155,7 +181,8 @@ def _hybrid_sql(*, with_documents: bool, with_min_score: bool) -> str:
 
 
 _STATEMENTS = {
-    (docs, score): text(_hybrid_sql(with_documents=docs, with_min_score=score))
+    # Whitespace collapsed: the driver scans the statement text on every execution.
+    (docs, score): text(" ".join(_hybrid_sql(with_documents=docs, with_min_score=score).split()))
     for docs in (False, True)
     for score in (False, True)
 }
@@ -190,10 +217,15 @@ def vector_literal(vector: np.ndarray) -> str:
     return "[" + ",".join(f"{value:.8g}" for value in values.tolist()) + "]"
 
 
+_CONFIGURE = text(
+    "SELECT set_config('hnsw.ef_search', :ef_search, true), "
+    "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+)
+
+
 def configure_search(session: Session, ef_search: int) -> None:
-    """HNSW knobs for this transaction only (`SET LOCAL`: pooled connections stay clean)."""
-    session.execute(text(f"SET LOCAL hnsw.ef_search = {int(ef_search)}"))
-    session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+    """HNSW knobs for this transaction only (like `SET LOCAL`, both in one round trip)."""
+    session.execute(_CONFIGURE, {"ef_search": str(int(ef_search))})
 
 
 def search(

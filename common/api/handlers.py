@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterator
 from functools import lru_cache
@@ -50,8 +51,10 @@ def bearer_key(request: flask.Request) -> str:
 
 def _principal(ctx: RequestContext, request: flask.Request) -> Principal:
     key = bearer_key(request)
+    mark = time.perf_counter()
     with transaction() as session:
         principal = authenticate(session, key)
+    ctx.timings.add("sql", mark)
     ctx.log_fields["team_id"] = str(principal.team_id)
     ctx.log_fields["api_key_id"] = str(principal.api_key_id)
     return principal
