@@ -24,7 +24,7 @@ from tests.fixtures.factories import Tenant
 from tests.fixtures.stack import IngestionStack
 
 pytestmark = pytest.mark.timeout(300)
-DEADLINE_SECONDS = 120.0
+DEADLINE_SECONDS = 240.0
 
 
 def upload(stack: IngestionStack, tenant: Tenant, path: str, data: bytes, mime: str) -> BlobInfo:
