@@ -41,6 +41,7 @@ class Project:
 class Corpus:
     projects: list[Project]
     small: Project
+    big: Project
     centroids: np.ndarray
     vocabulary: list[str]
     load_seconds: float = 0.0
@@ -116,15 +117,20 @@ def _insert_tenants(engine: Engine, sizes: list[int], rng: np.random.Generator) 
     return projects
 
 
-def load(engine: Engine, *, chunks: int, projects: int, small_size: int, model: str) -> Corpus:
-    """Fill an empty, migrated database; returns what the queries need."""
+def load(
+    engine: Engine, *, chunks: int, projects: int, small_size: int, big_size: int, model: str
+) -> Corpus:
+    """Fill an empty, migrated database; returns what the queries need.
+
+    Project sizes are skewed as in real life: one small project, one big one, the rest even.
+    """
     started = time.perf_counter()
     rng = np.random.default_rng(42)
     words = vocabulary(random.Random(42))
     dim = int(DocumentChunk.__table__.c.embedding.type.dim)  # type: ignore[attr-defined]
     centroids = unit(rng.normal(size=(CENTROIDS, dim)))
-    regular = (chunks - small_size) // (projects - 1)
-    sizes = [small_size] + [regular] * (projects - 1)
+    regular = (chunks - small_size - big_size) // (projects - 2)
+    sizes = [small_size, big_size] + [regular] * (projects - 2)
     sizes[-1] += chunks - sum(sizes)
     tenants = _insert_tenants(engine, sizes, rng)
     with engine.begin() as connection:
@@ -159,7 +165,7 @@ def load(engine: Engine, *, chunks: int, projects: int, small_size: int, model: 
             "page_start, page_end, char_start, char_end, token_count) FROM STDIN",
             "".join(lines),
         )
-    corpus = Corpus(tenants, tenants[0], centroids, words)
+    corpus = Corpus(tenants, tenants[0], tenants[1], centroids, words)
     corpus.load_seconds = time.perf_counter() - started
     _rebuild_indexes(engine, corpus)
     return corpus

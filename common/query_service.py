@@ -201,6 +201,7 @@ class _Outcome:
         logger.info(
             "query answered",
             extra={
+                "request_id": self.request_id,  # streamed answers finish outside the request
                 "project_id": str(self.project_id),
                 "question_sha256": record.question_hash,
                 "mode": self.request.mode,

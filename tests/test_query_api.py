@@ -51,6 +51,9 @@ def test_revoked_key_is_401(query_api: QueryApi, database_url: str) -> None:
     tenant = make_tenant("revoked")
     assert query_api.post_query(tenant.project_id, QUESTION, tenant.api_key).status_code == 200
     with transaction() as session:
+        key = session.get(ApiKey, tenant.api_key_id)
+        assert key is not None and key.last_used_at is not None, "a used key records its use"
+    with transaction() as session:
         session.execute(
             update(ApiKey).where(ApiKey.id == tenant.api_key_id).values(status=ApiKeyStatus.REVOKED)
         )
