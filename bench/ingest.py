@@ -16,6 +16,7 @@ import io
 import json
 import os
 import random
+import signal
 import sys
 import tempfile
 import time
@@ -124,6 +125,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--documents", type=int, default=200)
     args = parser.parse_args()
+    # Stop the children (own sessions) on `kill` too, not only on Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     os.environ.update(
         {
