@@ -221,8 +221,9 @@ def test_request_id_is_echoed_when_well_formed_and_generated_otherwise(
     assert error.headers["x-request-id"] == mine
 
 
-def test_healthz_reports_database_and_schema(query_api: QueryApi) -> None:
-    response = query_api.client.get("/healthz")
+@pytest.mark.parametrize("path", ["/healthz", "/v1/health"])
+def test_health_reports_database_and_schema(query_api: QueryApi, path: str) -> None:
+    response = query_api.client.get(path)
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["status"] == "ok"

@@ -81,6 +81,17 @@ ROUTES: list[Route] = [
         authenticated=False,
         response_model=handlers.Health,
     ),
+    # The same check where Cloud Run can reach it: Cloud Run reserves URL paths ending in "z"
+    # (its front end answers /healthz itself), so probes and monitors in the cloud use this.
+    Route(
+        "GET",
+        "/v1/health",
+        handlers.healthz,
+        "healthV1",
+        "Database reachable, schema at head, embedding dimension matches (Cloud Run-safe path)",
+        authenticated=False,
+        response_model=handlers.Health,
+    ),
     Route(
         "GET",
         "/v1/openapi.json",
