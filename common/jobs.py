@@ -14,12 +14,13 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from common.chunk_store import replace_chunks
@@ -190,32 +191,49 @@ def _build_chunks(
 
 
 def _finish(claim: _Claim, chunks: list[Chunk], embeddings: object, model: str) -> int | None:
-    import numpy as np
-
-    now = datetime.now(UTC)
     with transaction() as session:
         job, document = _locked(session, claim)
         if job is None or document is None:
             return None
-        written = replace_chunks(
+        return write_result(
             session,
-            document_id=document.id,
-            project_id=document.project_id,
+            job=job,
+            document=document,
             chunks=chunks,
             embeddings=np.asarray(embeddings),
+            model=model,
         )
-        job.status = JobStatus.SUCCEEDED
-        job.finished_at = now
-        job.chunks_created = written
-        job.embedding_model = model
-        job.error_message = None
-        document.status = DocumentStatus.READY
-        document.error_message = None
-        document.ready_generation = job.generation
-        document.ready_content_hash = document.content_hash
-        document.embedding_model = model
-        document.chunk_count = written
-        return written
+
+
+def write_result(
+    session: Session,
+    *,
+    job: IngestionJob,
+    document: Document,
+    chunks: Sequence[Chunk],
+    embeddings: np.ndarray,
+    model: str,
+) -> int:
+    """The final write of a job, inside the caller's transaction (rows already locked)."""
+    written = replace_chunks(
+        session,
+        document_id=document.id,
+        project_id=document.project_id,
+        chunks=chunks,
+        embeddings=embeddings,
+    )
+    job.status = JobStatus.SUCCEEDED
+    job.finished_at = datetime.now(UTC)
+    job.chunks_created = written
+    job.embedding_model = model
+    job.error_message = None
+    document.status = DocumentStatus.READY
+    document.error_message = None
+    document.ready_generation = job.generation
+    document.ready_content_hash = document.content_hash
+    document.embedding_model = model
+    document.chunk_count = written
+    return written
 
 
 def _locked(session: Session, claim: _Claim) -> tuple[IngestionJob | None, Document | None]:

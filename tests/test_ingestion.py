@@ -16,11 +16,12 @@ import pytest
 from sqlalchemy import func, select
 
 from common.db import transaction
+from common.events import JobMessage
 from common.localstack.eventarc import DELETED, FINALIZED, send_storage_event
 from common.models import Document, DocumentChunk, DocumentStatus, IngestionJob, JobStatus
 from common.storage import BlobInfo, get_blob_store
 from tests import pdfs
-from tests.fixtures.factories import Tenant
+from tests.fixtures.factories import Tenant, record_upload
 from tests.fixtures.stack import IngestionStack
 
 pytestmark = pytest.mark.timeout(300)
@@ -366,7 +367,6 @@ def test_job_message_as_binary_mode_cloudevent_is_processed(
     import base64
     import json
 
-    from common.db import transaction as tx
 
     blob = get_blob_store().upload(
         ingestion_stack.bucket,
@@ -374,32 +374,11 @@ def test_job_message_as_binary_mode_cloudevent_is_processed(
         b"Delivered by Eventarc.",
         "text/plain",
     )
-    with tx() as session:
-        document = Document(
-            team_id=tenant.team_id,
-            project_id=tenant.project_id,
-            title="direct.txt",
-            gcs_uri=f"gs://{blob.bucket}/{blob.name}",
-            mime_type="text/plain",
-            generation=blob.generation,
-            size_bytes=blob.size,
-            content_hash=blob.md5_hex,
-        )
-        session.add(document)
-        session.flush()
-        job = IngestionJob(document_id=document.id, generation=blob.generation)
-        session.add(job)
-        session.flush()
-        payload = {
-            "job_id": str(job.id),
-            "document_id": str(document.id),
-            "bucket": blob.bucket,
-            "name": blob.name,
-            "generation": str(blob.generation),
-        }
+    document_id, job_id = record_upload(tenant, blob)
+    payload = JobMessage(job_id, document_id, blob.bucket, blob.name, blob.generation, None)
     body = {
         "message": {
-            "data": base64.b64encode(json.dumps(payload).encode()).decode(),
+            "data": base64.b64encode(json.dumps(payload.to_payload()).encode()).decode(),
             "attributes": {},
             "messageId": "42",
             "publishTime": "2026-11-25T00:00:00Z",
@@ -417,7 +396,7 @@ def test_job_message_as_binary_mode_cloudevent_is_processed(
         ingestion_stack.chunk_embed_url, headers=headers, content=json.dumps(body), timeout=120
     )
     assert response.status_code == 200, response.text
-    [stored] = jobs_of(document.id)
+    [stored] = jobs_of(document_id)
     assert stored.status is JobStatus.SUCCEEDED and stored.chunks_created == 1
 
 
@@ -427,7 +406,6 @@ def test_a_job_whose_worker_died_ends_failed_through_the_dead_letter_topic(
     from datetime import UTC, datetime
 
     from common.config import get_settings
-    from common.events import JobMessage
     from common.messaging import get_publisher
     from common.sweeper import WORKER_DIED
 
@@ -439,32 +417,20 @@ def test_a_job_whose_worker_died_ends_failed_through_the_dead_letter_topic(
         "text/plain",
     )
     attempts = get_settings().max_delivery_attempts
-    with transaction() as session:
-        document = Document(
-            team_id=tenant.team_id,
-            project_id=tenant.project_id,
-            title="killer.txt",
-            gcs_uri=f"gs://{blob.bucket}/{blob.name}",
-            generation=blob.generation,
-            status=DocumentStatus.PROCESSING,
-        )
-        session.add(document)
-        session.flush()
-        # What a worker killed on its last attempt leaves behind.
-        job = IngestionJob(
-            document_id=document.id,
-            generation=blob.generation,
-            status=JobStatus.RUNNING,
-            attempts=attempts,
-            started_at=datetime.now(UTC),
-        )
-        session.add(job)
-        session.flush()
-        message = JobMessage(job.id, document.id, blob.bucket, blob.name, blob.generation, None)
+    # What a worker killed on its last attempt leaves behind.
+    document_id, job_id = record_upload(
+        tenant,
+        blob,
+        document_status="processing",
+        status=JobStatus.RUNNING,
+        attempts=attempts,
+        started_at=datetime.now(UTC),
+    )
+    message = JobMessage(job_id, document_id, blob.bucket, blob.name, blob.generation, None)
     get_publisher().publish(get_settings().dead_letter_topic, message.to_payload(), {})
     deadline = time.monotonic() + DEADLINE_SECONDS
     while time.monotonic() < deadline:
-        [stored] = jobs_of(document.id)
+        [stored] = jobs_of(document_id)
         if stored.status is JobStatus.FAILED:
             break
         time.sleep(0.2)
@@ -483,28 +449,13 @@ def test_sweep_requeues_a_job_whose_lease_expired(
     blob = upload(
         ingestion_stack, tenant, "stale.txt", b"A worker took this job and vanished.", "text/plain"
     )
-    with transaction() as session:
-        document = Document(
-            team_id=tenant.team_id,
-            project_id=tenant.project_id,
-            title="stale.txt",
-            gcs_uri=f"gs://{blob.bucket}/{blob.name}",
-            generation=blob.generation,
-            size_bytes=blob.size,
-            content_hash=blob.md5_hex,
-            mime_type="text/plain",
-        )
-        session.add(document)
-        session.flush()
-        session.add(
-            IngestionJob(
-                document_id=document.id,
-                generation=blob.generation,
-                status=JobStatus.RUNNING,
-                attempts=1,
-                started_at=datetime.now(UTC) - timedelta(hours=1),
-            )
-        )
+    record_upload(
+        tenant,
+        blob,
+        status=JobStatus.RUNNING,
+        attempts=1,
+        started_at=datetime.now(UTC) - timedelta(hours=1),
+    )
     report = sweep_stuck_jobs()
     assert report.requeued >= 1
     ready = wait_for_document(ingestion_stack, tenant, blob, {DocumentStatus.READY})

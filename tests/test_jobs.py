@@ -23,7 +23,7 @@ from common.events import JobMessage
 from common.jobs import JobOutcome, run_job
 from common.models import Document, DocumentChunk, DocumentStatus, IngestionJob, JobStatus
 from common.storage import BlobInfo, get_blob_store
-from tests.fixtures.factories import Tenant
+from tests.fixtures.factories import Tenant, record_upload
 from tests.fixtures.model_standins import ModelStandin
 
 TEXT = " ".join(
@@ -53,27 +53,8 @@ def queue_upload(emulators: dict[str, str], tenant: Tenant, name: str, data: byt
     blob = get_blob_store().upload(
         emulators["AI_INFRA_BUCKET"], f"{tenant.project_id}/{name}", data, "text/plain"
     )
-    with transaction() as session:
-        document = session.scalar(
-            select(Document).where(Document.gcs_uri == f"gs://{blob.bucket}/{blob.name}")
-        )
-        if document is None:
-            document = Document(
-                team_id=tenant.team_id,
-                project_id=tenant.project_id,
-                title=name,
-                gcs_uri=f"gs://{blob.bucket}/{blob.name}",
-                mime_type="text/plain",
-            )
-            session.add(document)
-        document.generation = blob.generation
-        document.size_bytes = blob.size
-        document.content_hash = blob.md5_hex
-        session.flush()
-        job = IngestionJob(document_id=document.id, generation=blob.generation)
-        session.add(job)
-        session.flush()
-        return Queued(blob, document.id, job.id)
+    document_id, job_id = record_upload(tenant, blob)
+    return Queued(blob, document_id, job_id)
 
 
 def chunk_count(document_id: uuid.UUID) -> int:
