@@ -332,18 +332,25 @@ def _raw_copy_rates(
         team_id = connection.execute(
             text("SELECT team_id FROM projects WHERE id = :p"), {"p": project_id}
         ).scalar_one()
-    payloads = []
-    for _, chunks, vectors, _ in documents:
-        payloads.append(_copy_payload(_dummy(team_id, project_id), project_id, chunks, vectors))
     all_chunks = [
         dataclasses.replace(c, index=i)
         for i, c in enumerate(c for _, chunks, _, _ in documents for c in chunks)
     ]
     all_vectors = np.concatenate([v for _, _, v, _ in documents])
-    everything = _copy_payload(_dummy(team_id, project_id), project_id, all_chunks, all_vectors)
+
+    def per_document() -> list[bytes]:
+        return [
+            _copy_payload(_dummy(team_id, project_id), project_id, chunks, vectors)
+            for _, chunks, vectors, _ in documents
+        ]
+
+    def in_one() -> list[bytes]:
+        return [_copy_payload(_dummy(team_id, project_id), project_id, all_chunks, all_vectors)]
+
     rates = []
-    for batch in (payloads, [everything]):
+    for build in (per_document, in_one):
         _vacuum()
+        batch = build()
         with get_engine().connect() as connection:
             raw: Any = connection.connection.driver_connection
             cursor = raw.cursor()
