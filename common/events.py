@@ -1,4 +1,4 @@
-"""Typed views of the CloudEvents the functions receive; malformed events raise `MalformedEventError`.
+"""Typed views of the CloudEvents the functions receive; bad ones raise `MalformedEventError`.
 
 Storage events follow `google.events.cloud.storage.v1.StorageObjectData` (int64 fields arrive as
 strings); job messages arrive as `google.cloud.pubsub.topic.v1.messagePublished` with the JSON job

@@ -367,7 +367,6 @@ def test_job_message_as_binary_mode_cloudevent_is_processed(
     import base64
     import json
 
-
     blob = get_blob_store().upload(
         ingestion_stack.bucket,
         f"{tenant.project_id}/direct.txt",
