@@ -383,3 +383,14 @@ def test_cloud_sql_service_account_role_gets_table_access(database_url: str) -> 
             connection.execute(text(f"DROP OWNED BY {role}"))
             connection.execute(text(f"DROP ROLE {role}"))
         migrate.upgrade()
+
+
+def test_embeddings_are_stored_inline(database_url: str) -> None:
+    with get_engine().connect() as connection:
+        storage = connection.execute(
+            text(
+                "SELECT attstorage FROM pg_attribute "
+                "WHERE attrelid = 'document_chunks'::regclass AND attname = 'embedding'"
+            )
+        ).scalar_one()
+    assert storage == "m"
