@@ -365,12 +365,15 @@ def _raw_copy_rates(
 
 
 def _vacuum() -> None:
-    from sqlalchemy import text
-
     from common.db import get_engine
 
-    with get_engine().connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.execute(text("VACUUM document_chunks"))
+    raw: Any = get_engine().raw_connection()
+    try:
+        raw.driver_connection.autocommit = True
+        raw.driver_connection.run("VACUUM document_chunks")
+    finally:
+        raw.driver_connection.autocommit = False
+        raw.close()
 
 
 def _dummy(team_id: uuid.UUID, project_id: uuid.UUID) -> uuid.UUID:

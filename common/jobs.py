@@ -221,6 +221,8 @@ def write_result(
         project_id=document.project_id,
         chunks=chunks,
         embeddings=embeddings,
+        # Chunks are only ever written here, together with ready_generation.
+        has_chunks=document.ready_generation is not None,
     )
     job.status = JobStatus.SUCCEEDED
     job.finished_at = datetime.now(UTC)
