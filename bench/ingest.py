@@ -369,6 +369,7 @@ def _vacuum() -> None:
 
     raw: Any = get_engine().raw_connection()
     try:
+        raw.driver_connection.rollback()  # the pool's pre-ping left a transaction open
         raw.driver_connection.autocommit = True
         raw.driver_connection.run("VACUUM document_chunks")
     finally:
