@@ -58,6 +58,26 @@ def replace_chunks(
         raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")
     if has_chunks:
         session.execute(delete(DocumentChunk).where(DocumentChunk.document_id == document_id))
+    return copy_chunks(
+        session,
+        document_id=document_id,
+        project_id=project_id,
+        chunks=chunks,
+        embeddings=embeddings,
+    )
+
+
+def copy_chunks(
+    session: Session,
+    *,
+    document_id: uuid.UUID,
+    project_id: uuid.UUID,
+    chunks: Sequence[Chunk],
+    embeddings: np.ndarray,
+) -> int:
+    """COPY these chunks in (the caller removed the old ones in the same transaction)."""
+    if len(chunks) != len(embeddings):
+        raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")
     if not chunks:
         return 0
     payload = _copy_payload(document_id, project_id, chunks, embeddings)

@@ -21,9 +21,10 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import numpy as np
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from common.chunk_store import replace_chunks
+from common.chunk_store import copy_chunks
 from common.chunking import Chunk, chunk_text
 from common.config import get_settings
 from common.db import transaction
@@ -205,6 +206,27 @@ def _finish(claim: _Claim, chunks: list[Chunk], embeddings: object, model: str) 
         )
 
 
+# The whole bookkeeping of a finished job in one round trip: old chunks out, job succeeded,
+# document ready (the new chunks follow by COPY in the same transaction).
+_FINISH = text(
+    """
+    WITH gone AS (
+        DELETE FROM document_chunks WHERE document_id = :document_id AND :has_chunks
+    ), finished AS (
+        UPDATE ingestion_jobs
+        SET status = 'succeeded', finished_at = now(), chunks_created = :written,
+            embedding_model = :model, error_message = NULL, updated_at = now()
+        WHERE id = :job_id
+    )
+    UPDATE documents
+    SET status = 'ready', error_message = NULL, ready_generation = :generation,
+        ready_content_hash = content_hash, embedding_model = :model, chunk_count = :written,
+        updated_at = now()
+    WHERE id = :document_id
+    """
+)
+
+
 def write_result(
     session: Session,
     *,
@@ -215,27 +237,28 @@ def write_result(
     model: str,
 ) -> int:
     """The final write of a job, inside the caller's transaction (rows already locked)."""
-    written = replace_chunks(
+    document_id, project_id = document.id, document.project_id
+    session.execute(
+        _FINISH,
+        {
+            "document_id": document.id,
+            "job_id": job.id,
+            "generation": job.generation,
+            "written": len(chunks),
+            "model": model,
+            # Chunks are only ever written here, together with ready_generation.
+            "has_chunks": document.ready_generation is not None,
+        },
+    )
+    session.expire(job)
+    session.expire(document)
+    return copy_chunks(
         session,
-        document_id=document.id,
-        project_id=document.project_id,
+        document_id=document_id,
+        project_id=project_id,
         chunks=chunks,
         embeddings=embeddings,
-        # Chunks are only ever written here, together with ready_generation.
-        has_chunks=document.ready_generation is not None,
     )
-    job.status = JobStatus.SUCCEEDED
-    job.finished_at = datetime.now(UTC)
-    job.chunks_created = written
-    job.embedding_model = model
-    job.error_message = None
-    document.status = DocumentStatus.READY
-    document.error_message = None
-    document.ready_generation = job.generation
-    document.ready_content_hash = document.content_hash
-    document.embedding_model = model
-    document.chunk_count = written
-    return written
 
 
 def _locked(session: Session, claim: _Claim) -> tuple[IngestionJob | None, Document | None]:
