@@ -296,23 +296,26 @@ def _isolated_write_path(documents: list[tuple[uuid.UUID, list[Any], Any, str]])
     from sqlalchemy import select
 
     from common.db import transaction
-    from common.jobs import write_result
-    from common.models import Document, IngestionJob
+    from common.job_write import lock_for_write, write_result
+    from common.models import IngestionJob
 
+    with transaction() as session:
+        jobs = dict(
+            session.execute(
+                select(IngestionJob.document_id, IngestionJob.id).where(
+                    IngestionJob.document_id.in_([d for d, _, _, _ in documents])
+                )
+            ).all()
+        )
     rows, seconds = 0, 0.0
     for document_id, chunks, vectors, model in documents:
         began = time.perf_counter()
         with transaction() as session:
-            document = session.get_one(Document, document_id, with_for_update=True)
-            job = session.scalars(
-                select(IngestionJob)
-                .where(IngestionJob.document_id == document_id)
-                .with_for_update()
-            ).first()
-            assert job is not None
-            rows += write_result(
-                session, job=job, document=document, chunks=chunks, embeddings=vectors, model=model
+            locked = lock_for_write(
+                session, job_id=jobs[document_id], document_id=document_id, attempt=None
             )
+            assert locked is not None
+            rows += write_result(session, locked, chunks=chunks, embeddings=vectors, model=model)
         seconds += time.perf_counter() - began
     return rows / seconds
 

@@ -14,17 +14,15 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 import numpy as np
-from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from common.chunk_store import copy_chunks
 from common.chunking import Chunk, chunk_text
 from common.config import get_settings
 from common.db import transaction
@@ -32,6 +30,7 @@ from common.embeddings import get_embedder
 from common.errors import PermanentIngestionError, TransientError
 from common.events import JobMessage
 from common.extract import extract_text
+from common.job_write import lock_for_write, write_result
 from common.messaging import get_publisher
 from common.models import Document, DocumentStatus, IngestionJob, JobStatus
 from common.storage import get_blob_store
@@ -193,72 +192,14 @@ def _build_chunks(
 
 def _finish(claim: _Claim, chunks: list[Chunk], embeddings: object, model: str) -> int | None:
     with transaction() as session:
-        job, document = _locked(session, claim)
-        if job is None or document is None:
+        locked = lock_for_write(
+            session, job_id=claim.job_id, document_id=claim.document_id, attempt=claim.attempt
+        )
+        if locked is None:
             return None
         return write_result(
-            session,
-            job=job,
-            document=document,
-            chunks=chunks,
-            embeddings=np.asarray(embeddings),
-            model=model,
+            session, locked, chunks=chunks, embeddings=np.asarray(embeddings), model=model
         )
-
-
-# The whole bookkeeping of a finished job in one round trip: old chunks out, job succeeded,
-# document ready (the new chunks follow by COPY in the same transaction).
-_FINISH = text(
-    """
-    WITH gone AS (
-        DELETE FROM document_chunks WHERE document_id = :document_id AND :has_chunks
-    ), finished AS (
-        UPDATE ingestion_jobs
-        SET status = 'succeeded', finished_at = now(), chunks_created = :written,
-            embedding_model = :model, error_message = NULL, updated_at = now()
-        WHERE id = :job_id
-    )
-    UPDATE documents
-    SET status = 'ready', error_message = NULL, ready_generation = :generation,
-        ready_content_hash = content_hash, embedding_model = :model, chunk_count = :written,
-        updated_at = now()
-    WHERE id = :document_id
-    """
-)
-
-
-def write_result(
-    session: Session,
-    *,
-    job: IngestionJob,
-    document: Document,
-    chunks: Sequence[Chunk],
-    embeddings: np.ndarray,
-    model: str,
-) -> int:
-    """The final write of a job, inside the caller's transaction (rows already locked)."""
-    document_id, project_id = document.id, document.project_id
-    session.execute(
-        _FINISH,
-        {
-            "document_id": document.id,
-            "job_id": job.id,
-            "generation": job.generation,
-            "written": len(chunks),
-            "model": model,
-            # Chunks are only ever written here, together with ready_generation.
-            "has_chunks": document.ready_generation is not None,
-        },
-    )
-    session.expire(job)
-    session.expire(document)
-    return copy_chunks(
-        session,
-        document_id=document_id,
-        project_id=project_id,
-        chunks=chunks,
-        embeddings=embeddings,
-    )
 
 
 def _locked(session: Session, claim: _Claim) -> tuple[IngestionJob | None, Document | None]:
