@@ -67,6 +67,22 @@ def normalise_rows(vectors: Float32Array) -> Float32Array:
     return out
 
 
+class LazyVertexClient:
+    """One google-genai Vertex AI client, built on first call (cold starts stay cheap)."""
+
+    def __init__(self, settings: Settings, credentials: Any = None) -> None:
+        self._settings = settings
+        self._credentials = credentials
+        self._lock = threading.Lock()
+        self._client: genai.Client | None = None
+
+    def __call__(self) -> genai.Client:
+        with self._lock:
+            if self._client is None:
+                self._client = vertex_client(self._settings, self._credentials)
+            return self._client
+
+
 class VertexEmbedder:
     """Embedder for Vertex AI; the client is built on first use (cold starts stay cheap)."""
 
@@ -81,18 +97,9 @@ class VertexEmbedder:
     ) -> None:
         self.model_name = settings.resolved_embedding_model
         self.dimension = settings.resolved_embedding_dim
-        self._settings = settings
-        self._credentials = credentials
         self._batch_size = settings.embedding_batch_size
         self._retry = RetryPolicy.from_settings(settings, sleep=sleep)
-        self._lock = threading.Lock()
-        self._client: genai.Client | None = None
-
-    def _get_client(self) -> genai.Client:
-        with self._lock:
-            if self._client is None:
-                self._client = vertex_client(self._settings, self._credentials)
-            return self._client
+        self._get_client = LazyVertexClient(settings, credentials)
 
     def count_tokens(self, text: str) -> int:
         return estimate_tokens(text)

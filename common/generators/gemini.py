@@ -7,18 +7,17 @@ would repeat it, so a later failure ends the stream with `ModelUnavailableError`
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from common.config import Settings
+from common.embedders.vertex import LazyVertexClient
 from common.errors import ModelUnavailableError
 from common.generation import GenerationRequest, GenerationResult, parse_citations
 from common.generators import prompt
 from common.model_retry import RetryPolicy, classify, give_up
 
 if TYPE_CHECKING:
-    from google import genai
     from google.genai import types
 
 logger = logging.getLogger(__name__)
@@ -36,18 +35,8 @@ class GeminiGenerator:
     ) -> None:
         self.model_name = settings.resolved_generation_model
         self._settings = settings
-        self._credentials = credentials
         self._retry = RetryPolicy.from_settings(settings, sleep=sleep)
-        self._lock = threading.Lock()
-        self._client: genai.Client | None = None
-
-    def _get_client(self) -> genai.Client:
-        with self._lock:
-            if self._client is None:
-                from common.embedders.vertex import vertex_client
-
-                self._client = vertex_client(self._settings, self._credentials)
-            return self._client
+        self._get_client = LazyVertexClient(settings, credentials)
 
     def _config(self, request: GenerationRequest) -> types.GenerateContentConfig:
         from google.genai import types
