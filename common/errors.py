@@ -26,7 +26,14 @@ class ApiError(Exception):
 
 
 class ModelRateLimitedError(TransientError):
-    """The model endpoint kept answering 429 after our retries (the query API maps it to 429)."""
+    """The model endpoint kept answering 429 after our retries (the query API maps it to 429).
+
+    `retry_after_seconds` is the endpoint's own last Retry-After, passed on to our callers.
+    """
+
+    def __init__(self, message: str, retry_after_seconds: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
 
 
 class ModelUnavailableError(TransientError):

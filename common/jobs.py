@@ -32,6 +32,7 @@ from common.events import JobMessage
 from common.extract import extract_text
 from common.job_write import lock_for_write, write_result
 from common.messaging import get_publisher
+from common.model_retry import ModelRequestError
 from common.models import Document, DocumentStatus, IngestionJob, JobStatus
 from common.storage import get_blob_store
 
@@ -71,6 +72,12 @@ def run_job(message: JobMessage) -> JobOutcome:
     except PermanentIngestionError as error:
         _fail(claim, str(error))
         logger.warning("ingestion failed: %s", error, extra=_log_ids(claim))
+        return JobOutcome.FAILED
+    except ModelRequestError as error:
+        # Not the file's fault, but retrying cannot help either (bad credentials, model or
+        # request): fail now; `ai-infra documents reprocess --failed` once it is fixed.
+        _fail(claim, f"the embedding model refused the request ({error}); fix and reprocess")
+        logger.error("embedding request refused: %s", error, extra=_log_ids(claim))
         return JobOutcome.FAILED
     except Exception as error:
         reason = _describe(error)

@@ -199,7 +199,8 @@ def give_up(failure: Failure, *, what: str, attempts: int) -> Exception:
     """The error for a call that failed for good: rate limited or unavailable."""
     if failure.status == 429:
         return ModelRateLimitedError(
-            f"{what} still rate limited (HTTP 429) after {attempts} attempts"
+            f"{what} still rate limited (HTTP 429) after {attempts} attempts",
+            retry_after_seconds=failure.retry_after,
         )
     cause = f"HTTP {failure.status}" if failure.status else failure.detail[:200]
     return ModelUnavailableError(f"{what} unavailable after {attempts} attempts ({cause})")

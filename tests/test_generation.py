@@ -420,3 +420,11 @@ def test_get_generator_picks_the_provider_and_builds_it_once(openai_standin):
     assert isinstance(get_generator(settings), OpenAICompatibleGenerator)
     gemini_settings = openai_standin.settings(generation_provider="gemini")
     assert isinstance(get_generator(gemini_settings), GeminiGenerator)
+
+
+def test_rate_limit_error_carries_the_endpoints_retry_after() -> None:
+    from common.model_retry import Failure, give_up
+
+    error = give_up(Failure(status=429, retry_after=7.0, detail=""), what="call", attempts=3)
+    assert isinstance(error, ModelRateLimitedError)
+    assert error.retry_after_seconds == 7.0

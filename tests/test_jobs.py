@@ -249,3 +249,15 @@ def test_last_attempt_fails_the_job_and_dead_letters_the_message(
         ]
     assert found, "the message is in the dead-letter topic"
     assert run_job(queued.message) is JobOutcome.SKIPPED  # a later redelivery is harmless
+
+
+def test_a_refused_model_request_fails_at_once_instead_of_retrying(
+    emulators: dict[str, str], tenant: Tenant, vertex_embeddings: ModelStandin
+) -> None:
+    queued = queue_upload(emulators, tenant, "refused.txt", TEXT.encode())
+    vertex_embeddings.fail_next(1, status=403)
+    assert run_job(queued.message) is JobOutcome.FAILED
+    failed = job(queued.job_id)
+    assert failed.status is JobStatus.FAILED and failed.attempts == 1
+    assert "refused" in (failed.error_message or "") and "403" in (failed.error_message or "")
+    assert len(vertex_embeddings.requests) == 1, "no retries"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 
 from common.errors import ApiError, ModelRateLimitedError, ModelUnavailableError, TransientError
@@ -35,13 +36,13 @@ def reply_for(error: BaseException) -> ErrorReply:
         headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
         return ErrorReply(error.status, error.code, error.message, headers)
     if isinstance(error, ModelRateLimitedError):
-        retry_after = getattr(error, "retry_after_seconds", None) or DEFAULT_RETRY_AFTER_SECONDS
+        retry_after = error.retry_after_seconds or DEFAULT_RETRY_AFTER_SECONDS
         logger.warning("model rate limited", extra={"error_type": type(error).__name__})
         return ErrorReply(
             429,
             "rate_limited",
             "the model is rate limited; retry later",
-            {"Retry-After": str(int(retry_after))},
+            {"Retry-After": str(max(1, math.ceil(retry_after)))},
         )
     if isinstance(error, ModelUnavailableError):
         logger.warning("model unavailable", extra={"error_type": type(error).__name__})
