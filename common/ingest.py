@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import PurePosixPath
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -93,9 +93,25 @@ def handle_object_finalized(event: StorageObjectEvent) -> IngestResult:
         job = _job_for_generation(session, document_id, event.generation)
         if job.published_at is not None:
             return IngestResult(Outcome.ALREADY_QUEUED, document_id=document_id, job_id=job.id)
-        publish_job(session, job, event.bucket, event.name)
-    logger.info("ingestion job queued", extra=_ids(document, job.id))
-    return IngestResult(Outcome.QUEUED, document_id=document_id, job_id=job.id)
+        # Claim the publication and commit before publishing: a brand-new document's rows must
+        # be visible to the worker the moment the message reaches it.
+        job.published_at = claimed = datetime.now(UTC)
+        message = JobMessage(job.id, document_id, event.bucket, event.name, job.generation, None)
+    try:
+        _publish(message)
+    except Exception:
+        with transaction() as session:
+            session.execute(
+                update(IngestionJob)
+                .where(IngestionJob.id == message.job_id, IngestionJob.published_at == claimed)
+                .values(published_at=None)
+            )
+        raise  # the event is redelivered and publishes again
+    logger.info(
+        "ingestion job queued",
+        extra={"document_id": str(document_id), "job_id": str(message.job_id)},
+    )
+    return IngestResult(Outcome.QUEUED, document_id=document_id, job_id=message.job_id)
 
 
 def handle_object_deleted(event: StorageObjectEvent) -> IngestResult:
@@ -139,13 +155,19 @@ def reprocess_document(document_id: uuid.UUID) -> uuid.UUID:
 
 
 def publish_job(session: Session, job: IngestionJob, bucket: str, name: str) -> None:
-    """Publish inside the job's transaction: if the commit fails, a retry publishes again."""
-    message = JobMessage(job.id, job.document_id, bucket, name, job.generation, None)
-    get_publisher().publish(
-        get_settings().jobs_topic, message.to_payload(), {"document_id": str(job.document_id)}
-    )
+    """Publish for an existing job inside its transaction (the worker blocks on the row lock
+    until the commit); if the commit fails, a retry publishes again."""
+    _publish(JobMessage(job.id, job.document_id, bucket, name, job.generation, None))
     job.published_at = datetime.now(UTC)
     session.flush()
+
+
+def _publish(message: JobMessage) -> None:
+    get_publisher().publish(
+        get_settings().jobs_topic,
+        message.to_payload(),
+        {"document_id": str(message.document_id)},
+    )
 
 
 def split_gcs_uri(uri: str) -> tuple[str, str]:

@@ -13,11 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import text
+from sqlalchemy import delete, text
 from sqlalchemy.orm import Session
 
 from common.chunk_store import copy_chunks
 from common.chunking import Chunk
+from common.models import Document, DocumentChunk, DocumentStatus
 
 # Both row locks in one round trip, document first: the lateral subquery runs (and locks the
 # job) only after the document row has been locked, the order every other path uses.
@@ -118,3 +119,14 @@ def write_result(
         chunks=chunks,
         embeddings=embeddings,
     )
+
+
+def fail_document(session: Session, document: Document, reason: str) -> None:
+    """The document's current generation failed: say why, and drop the stale earlier chunks."""
+    document.status = DocumentStatus.FAILED
+    document.error_message = reason
+    # The object now holds the failed generation, so chunks of an earlier one no longer match it.
+    session.execute(delete(DocumentChunk).where(DocumentChunk.document_id == document.id))
+    document.chunk_count = 0
+    document.ready_generation = None
+    document.ready_content_hash = None

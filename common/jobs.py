@@ -30,7 +30,7 @@ from common.embeddings import get_embedder
 from common.errors import PermanentIngestionError, TransientError
 from common.events import JobMessage
 from common.extract import extract_text
-from common.job_write import lock_for_write, write_result
+from common.job_write import fail_document, lock_for_write, write_result
 from common.messaging import get_publisher
 from common.model_retry import ModelRequestError
 from common.models import Document, DocumentStatus, IngestionJob, JobStatus
@@ -231,8 +231,7 @@ def _fail(claim: _Claim, reason: str) -> None:
         job.status = JobStatus.FAILED
         job.error_message = reason
         job.finished_at = datetime.now(UTC)
-        document.status = DocumentStatus.FAILED
-        document.error_message = reason
+        fail_document(session, document, reason)
 
 
 def _record_retry(claim: _Claim, reason: str) -> None:

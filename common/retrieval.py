@@ -16,8 +16,9 @@ Both arms and the fusion run in ONE SQL statement (one round trip):
   similarity (1 - cosine distance), computed exactly for every fused candidate.
 
 Chunks are only written in the transaction that makes their document `ready` (and replaced
-atomically), so the `ready` filter is a cheap defensive join: the title and URI come from the
-same join anyway.
+atomically), and a failed document loses its chunks, so a re-uploaded document keeps answering
+from its last good version while the new one is processed; the `<> 'failed'` filter is a cheap
+defensive join (the title and URI come from the same join anyway).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class EmbeddingModelMismatchError(ApiError):
 
 _MISMATCHED = """
     SELECT DISTINCT embedding_model FROM documents
-    WHERE project_id = :project_id AND status = 'ready'
+    WHERE project_id = :project_id AND status <> 'failed'
       AND embedding_model IS NOT NULL AND embedding_model <> :model
       AND (CAST(:document_ids AS uuid[]) IS NULL OR id = ANY(CAST(:document_ids AS uuid[])))
     LIMIT 5
@@ -174,7 +175,7 @@ def _hybrid_sql(*, with_documents: bool, with_min_score: bool) -> str:
     FROM fused f
     JOIN document_chunks c ON c.id = f.id
     JOIN documents d ON d.id = c.document_id
-    WHERE d.status = 'ready' {score_filter if with_min_score else ""}
+    WHERE d.status <> 'failed' {score_filter if with_min_score else ""}
     ORDER BY f.rrf DESC, score DESC, c.id
     LIMIT :top_k
     """

@@ -14,17 +14,21 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
 
 from common.config import get_settings
 from common.db import transaction
 from common.events import JobMessage
 from common.ingest import publish_job, split_gcs_uri
-from common.models import Document, DocumentStatus, IngestionJob, JobStatus
+from common.job_write import fail_document
+from common.models import Document, IngestionJob, JobStatus
 
 logger = logging.getLogger(__name__)
 
 WORKER_DIED = "the worker stopped without finishing (killed, timed out or out of memory)"
 UNPUBLISHED_GRACE = timedelta(minutes=1)
+# A published job no worker ever claimed: lost between the trigger's commit and its publish.
+UNCONSUMED_GRACE = timedelta(minutes=15)
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,7 @@ def handle_dead_letter(message: JobMessage) -> bool:
         job = session.get(IngestionJob, message.job_id, with_for_update=True)
         if job is None or document is None or job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
             return False
-        _give_up(job, document, datetime.now(UTC))
+        _give_up(session, job, document, datetime.now(UTC))
     logger.warning("dead-lettered job marked failed", extra={"job_id": str(message.job_id)})
     return True
 
@@ -60,6 +64,9 @@ def sweep_stuck_jobs(now: datetime | None = None) -> SweepReport:
                     (IngestionJob.status == JobStatus.QUEUED)
                     & IngestionJob.published_at.is_(None)
                     & (IngestionJob.created_at < now - UNPUBLISHED_GRACE),
+                    (IngestionJob.status == JobStatus.QUEUED)
+                    & (IngestionJob.attempts == 0)
+                    & (IngestionJob.published_at < now - UNCONSUMED_GRACE),
                 )
             )
         ).all()
@@ -78,14 +85,19 @@ def sweep_stuck_jobs(now: datetime | None = None) -> SweepReport:
                 and job.started_at < lease_expired
             ):
                 if job.attempts >= settings.max_delivery_attempts:
-                    _give_up(job, document, now)
+                    _give_up(session, job, document, now)
                     failed += 1
                     continue
                 job.status = JobStatus.QUEUED
                 job.error_message = f"attempt {job.attempts}: {WORKER_DIED}"
                 publish_job(session, job, bucket, name)
                 requeued += 1
-            elif job.status is JobStatus.QUEUED and job.published_at is None:
+            elif job.status is JobStatus.QUEUED and (
+                job.published_at is None
+                or (job.attempts == 0 and job.published_at < now - UNCONSUMED_GRACE)
+            ):
+                # Never handed over, or claimed for publishing by a trigger that died before
+                # the hand-over: publish (again; the worker ignores a duplicate).
                 publish_job(session, job, bucket, name)
                 republished += 1
     report = SweepReport(requeued, failed, republished)
@@ -94,12 +106,11 @@ def sweep_stuck_jobs(now: datetime | None = None) -> SweepReport:
     return report
 
 
-def _give_up(job: IngestionJob, document: Document, now: datetime) -> None:
+def _give_up(session: Session, job: IngestionJob, document: Document, now: datetime) -> None:
     reason = job.error_message or WORKER_DIED
     reason = reason.split(": ", 1)[1] if reason.startswith("attempt ") else reason
     job.status = JobStatus.FAILED
     job.error_message = f"gave up after {job.attempts} attempts: {reason}"
     job.finished_at = now
     if document.generation == job.generation:
-        document.status = DocumentStatus.FAILED
-        document.error_message = job.error_message
+        fail_document(session, document, job.error_message)

@@ -460,3 +460,18 @@ def test_sweep_requeues_a_job_whose_lease_expired(
     ready = wait_for_document(ingestion_stack, tenant, blob, {DocumentStatus.READY})
     [stored] = jobs_of(ready.id)
     assert stored.status is JobStatus.SUCCEEDED and stored.attempts == 2
+
+
+def test_a_failed_overwrite_drops_the_stale_chunks(
+    ingestion_stack: IngestionStack, tenant: Tenant
+) -> None:
+    good = upload(
+        ingestion_stack, tenant, "notes.pdf", pdfs.make_pdf(["Good notes."]), "application/pdf"
+    )
+    finalize(ingestion_stack, good)
+    wait_for_document(ingestion_stack, tenant, good, {DocumentStatus.READY})
+    bad = upload(ingestion_stack, tenant, "notes.pdf", pdfs.make_corrupt_pdf(), "application/pdf")
+    finalize(ingestion_stack, bad)
+    document = wait_for_document(ingestion_stack, tenant, bad, {DocumentStatus.FAILED})
+    assert chunks_of(document.id) == []
+    assert document.chunk_count == 0 and document.ready_generation is None
