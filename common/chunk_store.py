@@ -48,16 +48,9 @@ def replace_chunks(
     project_id: uuid.UUID,
     chunks: Sequence[Chunk],
     embeddings: np.ndarray,
-    has_chunks: bool = True,
 ) -> int:
-    """Delete the document's chunks and write these; returns the number written.
-
-    `has_chunks=False` (the document never got chunks) saves the DELETE round trip.
-    """
-    if len(chunks) != len(embeddings):
-        raise ValueError(f"{len(chunks)} chunks but {len(embeddings)} embeddings")
-    if has_chunks:
-        session.execute(delete(DocumentChunk).where(DocumentChunk.document_id == document_id))
+    """Delete the document's chunks and write these; returns the number written."""
+    session.execute(delete(DocumentChunk).where(DocumentChunk.document_id == document_id))
     return copy_chunks(
         session,
         document_id=document_id,
