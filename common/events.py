@@ -14,7 +14,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from common.storage import md5_base64_to_hex
+from common.storage import BlobInfo, md5_base64_to_hex
 
 STORAGE_FINALIZED = "google.cloud.storage.object.v1.finalized"
 STORAGE_DELETED = "google.cloud.storage.object.v1.deleted"
@@ -25,20 +25,12 @@ class MalformedEventError(ValueError):
     """An event that can never be processed: log it and acknowledge."""
 
 
-@dataclass(frozen=True)
-class StorageObjectEvent:
+@dataclass(frozen=True, kw_only=True)
+class StorageObjectEvent(BlobInfo):
+    """The object's metadata as the event reports it, plus the event's own id and type."""
+
     event_id: str
     event_type: str
-    bucket: str
-    name: str
-    generation: int
-    size: int
-    md5_hex: str | None
-    content_type: str | None
-
-    @property
-    def gcs_uri(self) -> str:
-        return f"gs://{self.bucket}/{self.name}"
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,10 @@ class BlobInfo:
     md5_hex: str | None
     content_type: str | None
 
+    @property
+    def gcs_uri(self) -> str:
+        return f"gs://{self.bucket}/{self.name}"
+
 
 class ObjectGoneError(PermanentIngestionError):
     """That generation of the object no longer exists (overwritten or deleted)."""

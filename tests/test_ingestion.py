@@ -43,7 +43,7 @@ def document_for(tenant: Tenant, blob: BlobInfo) -> Document | None:
         return session.scalar(
             select(Document).where(
                 Document.project_id == tenant.project_id,
-                Document.gcs_uri == f"gs://{blob.bucket}/{blob.name}",
+                Document.gcs_uri == blob.gcs_uri,
             )
         )
 

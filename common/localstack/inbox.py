@@ -85,6 +85,4 @@ class InboxWatcher:
         blob = store.upload(self.bucket, name, data, sniff_mime_type(path.name, None))
         response = send_storage_event(self.event_sink_url, FINALIZED, blob)
         self._sent[path] = digest
-        self.report(
-            f"inbox: uploaded {path.name} -> gs://{self.bucket}/{name} ({response.status_code})"
-        )
+        self.report(f"inbox: uploaded {path.name} -> {blob.gcs_uri} ({response.status_code})")
