@@ -18,11 +18,26 @@ from typing import Any
 
 import pytest
 from hcl2.api import load as load_hcl
+from hcl2.utils import SerializationOptions
 
 from common import packaging
 from common.config import ENV_PREFIX, Settings
 
 INFRA = Path(__file__).resolve().parent.parent / "infra"
+# Labels and strings as plain Python values, comments left out.
+HCL_OPTIONS = SerializationOptions(strip_string_quotes=True, with_comments=False)
+# checkov vendors a fork of python-hcl2 under the same import name as the python-hcl2 these tests
+# parse with, so it lives in a locked environment of its own (tools/checkov), synced on first use.
+CHECKOV_PROJECT = INFRA.parent / "tools" / "checkov"
+CHECKOV = [
+    os.environ.get("UV") or shutil.which("uv") or "uv",
+    "run",
+    "--quiet",
+    "--locked",
+    "--project",
+    str(CHECKOV_PROJECT),
+    "checkov",
+]
 
 # Settings each function needs in the cloud, by entry point. The cloud-mode validator's own
 # requirements (instance + IAM user) are listed explicitly and checked below against config.py.
@@ -127,7 +142,7 @@ def tf() -> dict[str, Any]:
     merged: dict[str, Any] = {"resource": {}, "variable": {}, "locals": {}, "output": {}}
     for path in sorted(INFRA.glob("*.tf")):
         with path.open() as handle:
-            data = load_hcl(handle)
+            data = load_hcl(handle, serialization_options=HCL_OPTIONS)
         for block in data.get("resource", []):
             for rtype, instances in block.items():
                 merged["resource"].setdefault(rtype, {}).update(instances)
@@ -232,8 +247,7 @@ def test_terraform_files_are_formatted() -> None:
 
 def test_security_scan_finds_nothing_and_every_skip_is_justified() -> None:
     """checkov has no failed check; each inline skip carries its reason."""
-    checkov = Path(sys.executable).with_name("checkov")
-    command = [str(checkov), "-d", str(INFRA), "--framework", "terraform"]
+    command = [*CHECKOV, "-d", str(INFRA), "--framework", "terraform"]
     command += ["--compact", "--skip-download", "-o", "json"]
     result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=300)
     report = json.loads(result.stdout)
@@ -380,7 +394,7 @@ def test_every_setting_is_set_by_terraform_or_deliberately_left_out(tf: dict[str
     """A new field in config.py fails here until it is set, made tunable, or marked local-only."""
     fn = _one(resources(tf, "google_cloudfunctions2_function")["fn"]["service_config"])
     assert _one(fn["environment_variables"]) == (
-        "${merge(local.common_env,each.value.env,var.settings_overrides)}"
+        "${merge(local.common_env, each.value.env, var.settings_overrides)}"
     )
     set_by_terraform = set().union(*(setting_names(function_env(tf, n)) for n in functions(tf)))
     assert not set_by_terraform & LOCAL_ONLY
