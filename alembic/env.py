@@ -7,8 +7,8 @@ from logging.config import fileConfig
 from sqlalchemy import Connection
 
 from alembic import context
-from common.db import get_engine
-from common.models import Base
+from common.platform.db import get_engine
+from common.platform.models import Base
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("configure_logger", True):

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from common.embedders.local_minilm import LocalMiniLMEmbedder
+from common.inference.embedders.local_minilm import LocalMiniLMEmbedder
 
 CHUNK_TOKENS = 254  # + [CLS]/[SEP] = the model's 256-wordpiece window
 BATCH_SIZES = (1, 16, 64)

@@ -136,13 +136,13 @@ def main() -> None:
             "AI_INFRA_LOG_LEVEL": "INFO",
         }
     )
-    from common import embedded_pg, migrate
-    from common.config import get_settings
-    from common.db import reset_engine
-    from common.localstack import functions, gcs, pubsub
+    from common.localstack import embedded_pg, functions, gcs, pubsub
     from common.localstack.processes import free_port
-    from common.messaging import reset_publisher
-    from common.storage import get_blob_store, reset_blob_store
+    from common.platform import migrate
+    from common.platform.config import get_settings
+    from common.platform.db import reset_engine
+    from common.platform.messaging import reset_publisher
+    from common.platform.storage import get_blob_store, reset_blob_store
 
     database = embedded_pg.start(work / "pg", database="bench")
     gcs_port, pubsub_port, worker_port, trigger_port = (free_port() for _ in range(4))
@@ -186,10 +186,10 @@ def main() -> None:
 def run(documents: int, trigger_url: str, worker_log: Path) -> dict[str, Any]:
     from sqlalchemy import func, select
 
-    from common.db import transaction
     from common.localstack.eventarc import FINALIZED, send_storage_event
-    from common.models import Document, DocumentStatus, Project, Team
-    from common.storage import get_blob_store
+    from common.platform.db import transaction
+    from common.platform.models import Document, DocumentStatus, Project, Team
+    from common.platform.storage import get_blob_store
 
     with transaction() as session:
         team = Team(name=f"bench-{uuid.uuid4().hex[:6]}")
@@ -267,9 +267,9 @@ def _stored_documents(project_id: uuid.UUID) -> list[tuple[uuid.UUID, list[Any],
     import numpy as np
     from sqlalchemy import select
 
-    from common.chunking import Chunk
-    from common.db import transaction
-    from common.models import Document, DocumentChunk
+    from common.ingestion.chunking import Chunk
+    from common.platform.db import transaction
+    from common.platform.models import Document, DocumentChunk
 
     documents = []
     with transaction() as session:
@@ -295,9 +295,9 @@ def _isolated_write_path(documents: list[tuple[uuid.UUID, list[Any], Any, str]])
     """Rows/s of the worker's final write (same code), replayed document by document."""
     from sqlalchemy import select
 
-    from common.db import transaction
-    from common.job_write import lock_for_write, write_result
-    from common.models import IngestionJob
+    from common.ingestion.job_write import lock_for_write, write_result
+    from common.platform.db import transaction
+    from common.platform.models import IngestionJob
 
     with transaction() as session:
         jobs = dict(
@@ -328,8 +328,8 @@ def _raw_copy_rates(
     import numpy as np
     from sqlalchemy import text
 
-    from common.chunk_store import _COPY_SQL, _copy_payload
-    from common.db import get_engine
+    from common.ingestion.chunk_store import _COPY_SQL, _copy_payload
+    from common.platform.db import get_engine
 
     with get_engine().begin() as connection:
         team_id = connection.execute(
@@ -368,7 +368,7 @@ def _raw_copy_rates(
 
 
 def _vacuum() -> None:
-    from common.db import get_engine
+    from common.platform.db import get_engine
 
     raw: Any = get_engine().raw_connection()
     try:
@@ -383,7 +383,7 @@ def _vacuum() -> None:
 def _dummy(team_id: uuid.UUID, project_id: uuid.UUID) -> uuid.UUID:
     from sqlalchemy import text
 
-    from common.db import get_engine
+    from common.platform.db import get_engine
 
     with get_engine().begin() as connection:
         document_id: uuid.UUID = connection.execute(

@@ -45,7 +45,7 @@ def _question(corpus: Corpus, rng: random.Random) -> str:
 
 # --- SQL level --------------------------------------------------------------------------------
 def _settings() -> Any:
-    from common.config import get_settings
+    from common.platform.config import get_settings
 
     return get_settings()
 
@@ -54,8 +54,8 @@ def vector_arm(project: Project, vector: np.ndarray, *, mode: str) -> set[Any]:
     """The service's vector arm (40 candidates, re-sorted, top 10): as planned, with the HNSW
     index forced (`enable_sort = off` prices the exact plan out), or exact (an ORDER BY
     expression no index can serve)."""
-    from common.db import transaction
-    from common.retrieval import configure_search, vector_literal
+    from common.platform.db import transaction
+    from common.query.retrieval import configure_search, vector_literal
 
     distance = "embedding <=> CAST(:q AS vector)"
     order = f"({distance}) + 0" if mode == "exact" else distance
@@ -86,8 +86,8 @@ def recall_at_10(corpus: Corpus, projects: list[Project], mode: str, queries: in
 
 
 def _timed_search(project: Project, vector: np.ndarray, question: str, *, exact: bool) -> float:
-    from common.db import transaction
-    from common.retrieval import search
+    from common.platform.db import transaction
+    from common.query.retrieval import search
 
     started = time.perf_counter()
     with transaction() as session:
@@ -105,8 +105,8 @@ def _timed_search(project: Project, vector: np.ndarray, question: str, *, exact:
 
 
 def planned_vector_arm(project: Project, vector: np.ndarray) -> str:
-    from common.db import transaction
-    from common.retrieval import configure_search, vector_literal
+    from common.platform.db import transaction
+    from common.query.retrieval import configure_search, vector_literal
 
     with transaction() as session:
         configure_search(session, _settings().hnsw_ef_search)
@@ -240,15 +240,15 @@ def main() -> None:
 
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="ai-infra-bench-query-"))
     shutil.rmtree(data_dir, ignore_errors=True)
-    from common import embedded_pg
+    from common.localstack import embedded_pg
 
     server = embedded_pg.start(data_dir / "pg", database="ai_infra_bench")
     child = None
     try:
         os.environ["AI_INFRA_DATABASE_URL"] = server.url
-        from common import migrate
-        from common.config import get_settings
-        from common.db import get_engine, reset_engine
+        from common.platform import migrate
+        from common.platform.config import get_settings
+        from common.platform.db import get_engine, reset_engine
 
         get_settings.cache_clear()
         reset_engine()

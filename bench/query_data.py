@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from sqlalchemy import Engine, text
 
-from common import auth
-from common.models import DocumentChunk
+from common.platform.models import DocumentChunk
+from common.query import auth
 
 CENTROIDS = 2000
 TOPICS_PER_PROJECT = 40

@@ -29,7 +29,7 @@ locals {
     key => trimsuffix(account.email, ".gserviceaccount.com")
   }
 
-  # Settings shared by every function (see common/config.py for their meaning).
+  # Settings shared by every function (see common/platform/config.py for their meaning).
   common_env = {
     AI_INFRA_MODE                        = "cloud"
     AI_INFRA_LOG_LEVEL                   = var.log_level

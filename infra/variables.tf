@@ -256,7 +256,7 @@ variable "max_pdf_pages" {
 }
 
 variable "settings_overrides" {
-  description = "Tuning settings for every function that otherwise keep the code's defaults (see common/config.py), e.g. { AI_INFRA_CHUNK_TOKENS = \"384\" }."
+  description = "Tuning settings for every function that otherwise keep the code's defaults (see common/platform/config.py), e.g. { AI_INFRA_CHUNK_TOKENS = \"384\" }."
   type        = map(string)
   default     = {}
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from common import embedded_pg
-from common.config import get_settings
-from common.db import reset_engine
+from common.localstack import embedded_pg
+from common.platform.config import get_settings
+from common.platform.db import reset_engine
 
 pytest_plugins = [
     "tests.fixtures.factories",
@@ -40,7 +40,7 @@ def embedded_server(
 @pytest.fixture(scope="session")
 def database_url(embedded_server: embedded_pg.EmbeddedPostgres) -> Iterator[str]:
     """A migrated database; its URL is exported so subprocesses (functions) share it."""
-    from common import migrate
+    from common.platform import migrate
 
     os.environ["AI_INFRA_DATABASE_URL"] = embedded_server.url
     get_settings.cache_clear()

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from common.chunking import Chunk, TokenCounter, chunk_text
-from common.extract import PAGE_SEPARATOR, ExtractedText, Page, extract_text
+from common.ingestion.chunking import Chunk, TokenCounter, chunk_text
+from common.ingestion.extract import PAGE_SEPARATOR, ExtractedText, Page, extract_text
 from tests.pdfs import make_pdf, page_text
 
 
@@ -234,7 +234,7 @@ def test_minilm_wordpiece_counts_stay_within_budget_and_cover_the_text():
 
 
 def test_real_embedding_tokenizer_counts_stay_within_budget():
-    from common.embeddings import get_embedder
+    from common.inference.embeddings import get_embedder
 
     embedder = get_embedder()
     doc = random_doc(random.Random(11))

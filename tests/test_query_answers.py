@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from common.query_service import NOTHING_FOUND_ANSWER
+from common.query.service import NOTHING_FOUND_ANSWER
 from tests.fixtures.factories import make_tenant
 from tests.fixtures.query import Corpus, QueryApi, insert_document, parse_sse, wait_for_log
 

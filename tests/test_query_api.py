@@ -11,9 +11,9 @@ import pytest
 from openapi_spec_validator import validate
 from sqlalchemy import update
 
-from common.api import ROUTES
-from common.db import transaction
-from common.models import ApiKey, ApiKeyStatus
+from common.platform.db import transaction
+from common.platform.models import ApiKey, ApiKeyStatus
+from common.query.api import ROUTES
 from tests.fixtures.factories import Tenant, make_tenant
 from tests.fixtures.query import Corpus, QueryApi
 

@@ -9,10 +9,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from common.config import Settings
-from common.db import transaction
-from common.models import Document, DocumentChunk, DocumentStatus, IngestionJob, JobStatus
-from common.storage import build_blob_store
+from common.platform.config import Settings
+from common.platform.db import transaction
+from common.platform.models import Document, DocumentChunk, DocumentStatus, IngestionJob, JobStatus
+from common.platform.storage import build_blob_store
 from tests.fixtures.factories import Tenant, make_tenant
 from tests.fixtures.query import QueryApi, insert_document
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from common import embedded_pg
+from common.localstack import embedded_pg
 from tests.fixtures.query import serve_query
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from common.config import ENV_PREFIX, Settings
+from common.platform.config import ENV_PREFIX, Settings
 
 
 def test_readme_documents_every_setting(project_root: Path) -> None:

@@ -7,11 +7,11 @@ import uuid
 import numpy as np
 import pytest
 
-from common.config import get_settings
-from common.db import transaction
-from common.embeddings import get_embedder
-from common.models import DocumentStatus
-from common.retrieval import (
+from common.inference.embeddings import get_embedder
+from common.platform.config import get_settings
+from common.platform.db import transaction
+from common.platform.models import DocumentStatus
+from common.query.retrieval import (
     EmbeddingModelMismatchError,
     RetrievedChunk,
     check_embedding_model,

@@ -14,16 +14,17 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import delete, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-from common import embedded_pg, migrate
-from common.config import get_settings
-from common.db import (
+from common.localstack import embedded_pg
+from common.platform import migrate
+from common.platform.config import get_settings
+from common.platform.db import (
     SchemaMismatchError,
     check_embedding_dimension,
     get_engine,
     reset_engine,
     transaction,
 )
-from common.models import (
+from common.platform.models import (
     EMBEDDING_DIM,
     Base,
     Document,
@@ -360,7 +361,7 @@ def test_project_filtered_hnsw_search_matches_exact_scan_and_uses_the_index(
 
 def test_cloud_sql_service_account_role_gets_table_access(database_url: str) -> None:
     """On Cloud SQL the functions' IAM users share `cloudsqliamserviceaccount`; grant it."""
-    from common import migrate
+    from common.platform import migrate
 
     role = "cloudsqliamserviceaccount"
     engine = get_engine()

@@ -1,6 +1,6 @@
 """initial schema: the vector extension and the eight tables of the schema contract.
 
-The embedding dimension is read from the same settings as the code (common.config).
+The embedding dimension is read from the same settings as the code (common.platform.config).
 
 Revision ID: 0001
 Revises:
@@ -14,7 +14,7 @@ from pgvector.sqlalchemy import Vector
 from sqlalchemy.dialects import postgresql
 
 from alembic import op
-from common.config import get_settings
+from common.platform.config import get_settings
 
 revision: str = "0001"
 down_revision: str | None = None

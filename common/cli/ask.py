@@ -12,7 +12,7 @@ from rich.console import Console
 from common.cli.context import CliError, connect, state_of
 from common.cli.output import emit
 from common.cli.resolve import find_project
-from common.db import transaction
+from common.platform.db import transaction
 
 
 def pages(citation: Mapping[str, Any]) -> str:
@@ -53,10 +53,10 @@ def ask_command(
 ) -> None:
     """Ask a question over a project's documents; prints the answer and numbered citations."""
     try:
-        from common.auth import Principal
-        from common.query_service import QueryRequest, run_query
+        from common.query.auth import Principal
+        from common.query.service import QueryRequest, run_query
     except ImportError:
-        raise CliError("asking is not available in this version (common.query_service)") from None
+        raise CliError("asking is not available in this version (common.query.service)") from None
     fields: dict[str, Any] = {"question": question, "mode": "retrieve" if retrieve else "answer"}
     if top_k is not None:
         fields["top_k"] = top_k

@@ -19,8 +19,8 @@ import typer
 from sqlalchemy import exc as sa_exc
 from typer.core import TyperGroup
 
-from common.config import ConfigError, Mode, Settings, get_settings
-from common.errors import ApiError, PermanentIngestionError, TransientError
+from common.platform.config import ConfigError, Mode, Settings, get_settings
+from common.platform.errors import ApiError, PermanentIngestionError, TransientError
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +70,9 @@ def _switch_environment(ctx: typer.Context, environment: dict[str, str]) -> None
 
 
 def _refresh_clients() -> None:
-    from common.db import reset_engine
-    from common.messaging import reset_publisher
-    from common.storage import reset_blob_store
+    from common.platform.db import reset_engine
+    from common.platform.messaging import reset_publisher
+    from common.platform.storage import reset_blob_store
 
     get_settings.cache_clear()
     reset_engine()
@@ -110,8 +110,8 @@ def connect(ctx: typer.Context, *, migrating: bool = False, need_stack: bool = F
 
 
 def _start_embedded(ctx: typer.Context, settings: Settings) -> None:
-    from common import embedded_pg
-    from common.db import reset_engine
+    from common.localstack import embedded_pg
+    from common.platform.db import reset_engine
 
     server = embedded_pg.start(settings.local_data_dir / "pg")
 
@@ -125,8 +125,8 @@ def _start_embedded(ctx: typer.Context, settings: Settings) -> None:
 
 
 def require_schema_at_head(settings: Settings) -> None:
-    from common import migrate
-    from common.db import check_embedding_dimension
+    from common.platform import migrate
+    from common.platform.db import check_embedding_dimension
 
     current, head = migrate.current_revision(), migrate.head_revision()
     if current != head:
@@ -144,7 +144,7 @@ def _one_line(error: BaseException) -> str:
 
 def describe(error: Exception) -> tuple[str, int] | None:
     """The line and exit code for an expected failure, or None for a bug."""
-    from common.db import SchemaMismatchError
+    from common.platform.db import SchemaMismatchError
 
     if isinstance(error, CliError):
         return error.message, error.exit_code

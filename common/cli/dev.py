@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-from common.config import get_settings
 from common.localstack import functions, gcs, pubsub
 from common.localstack.inbox import InboxWatcher
 from common.localstack.processes import Child, port_open
 from common.localstack.push_broker import PushBroker, PushSubscription
 from common.localstack.state import clear_state, running_stack_environment, write_state
+from common.platform.config import get_settings
 
 DEMO_FILE = "demo.json"
 SWEEP_INTERVAL_SECONDS = 60.0
@@ -118,7 +118,7 @@ def run_dev(
 
 
 def _sweep() -> None:
-    from common.sweeper import sweep_stuck_jobs
+    from common.ingestion.sweeper import sweep_stuck_jobs
 
     try:
         report = sweep_stuck_jobs()
@@ -139,10 +139,11 @@ def _check_ports(ports: DevPorts) -> None:
 
 
 def _start(stack: _Stack, bucket: str, data_dir: Path, ports: DevPorts) -> dict[str, str]:
-    from common import embedded_pg, migrate
-    from common.db import reset_engine
-    from common.messaging import reset_publisher
-    from common.storage import get_blob_store, reset_blob_store
+    from common.localstack import embedded_pg
+    from common.platform import migrate
+    from common.platform.db import reset_engine
+    from common.platform.messaging import reset_publisher
+    from common.platform.storage import get_blob_store, reset_blob_store
 
     logs = data_dir / "logs"
     say(f"starting the embedded Postgres + pgvector (data in {data_dir / 'pg'}) ...")
@@ -233,9 +234,9 @@ def _refresh(*resets: object) -> None:
 
 def _demo_tenant(data_dir: Path) -> dict[str, str]:
     """The demo team/project/key, created on first run; the raw key is kept only locally."""
-    from common.auth import generate_api_key, hash_api_key
-    from common.db import transaction
-    from common.models import ApiKey, Project, Team
+    from common.platform.db import transaction
+    from common.platform.models import ApiKey, Project, Team
+    from common.query.auth import generate_api_key, hash_api_key
 
     path = data_dir / DEMO_FILE
     if path.exists():

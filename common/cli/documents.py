@@ -11,8 +11,8 @@ from sqlalchemy.orm import Session
 from common.cli.context import CliError, connect, state_of
 from common.cli.output import emit, emit_fields, emit_records, table
 from common.cli.resolve import find_document, find_project, parse_uuid
-from common.db import transaction
-from common.models import Document, DocumentStatus, IngestionJob
+from common.platform.db import transaction
+from common.platform.models import Document, DocumentStatus, IngestionJob
 
 app = typer.Typer(help="Documents: status, last job, errors; reprocess.", no_args_is_help=True)
 
@@ -163,9 +163,11 @@ def reprocess(
             )
         chosen = [(d.id, d.title) for d in targets]
     try:
-        from common.ingest import reprocess_document
+        from common.ingestion.trigger import reprocess_document
     except ImportError:
-        raise CliError("reprocessing is not available in this version (common.ingest)") from None
+        raise CliError(
+            "reprocessing is not available in this version (common.ingestion.trigger)"
+        ) from None
     records = []
     for doc_id, title in chosen:
         try:

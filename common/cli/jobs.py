@@ -15,7 +15,7 @@ app = typer.Typer(no_args_is_help=True, help="Ingestion jobs: sweep stuck ones."
 @app.command("sweep")
 def sweep_command(ctx: typer.Context) -> None:
     """Re-queue jobs running past the function timeout; fail those with no attempts left."""
-    from common.sweeper import sweep_stuck_jobs
+    from common.ingestion.sweeper import sweep_stuck_jobs
 
     connect(ctx, need_stack=True)
     report = sweep_stuck_jobs()

@@ -7,12 +7,12 @@ import typer
 from rich.console import Console
 from sqlalchemy import select
 
-from common import auth
 from common.cli.context import CliError, connect, state_of
 from common.cli.output import emit, emit_fields, emit_records, warn
 from common.cli.resolve import find_key, find_team
-from common.db import transaction
-from common.models import ApiKey, ApiKeyStatus, Team
+from common.platform.db import transaction
+from common.platform.models import ApiKey, ApiKeyStatus, Team
+from common.query import auth
 
 app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
 

@@ -9,7 +9,7 @@ from common.cli.output import emit
 
 def migrate_command(ctx: typer.Context) -> None:
     """Upgrade the database schema to the newest migration."""
-    from common import migrate
+    from common.platform import migrate
 
     connect(ctx, migrating=True)
     before = migrate.current_revision()

@@ -18,9 +18,11 @@ def package_command(
 ) -> None:
     """Build the functions' source archive (what Terraform uploads)."""
     try:
-        from common.packaging import PackagingError, build_source_archive
+        from common.platform.packaging import PackagingError, build_source_archive
     except ImportError:
-        raise CliError("packaging is not available in this version (common.packaging)") from None
+        raise CliError(
+            "packaging is not available in this version (common.platform.packaging)"
+        ) from None
     if outdir is not None and outdir.exists() and not outdir.is_dir():
         raise CliError(f"{outdir} exists and is not a folder")
     try:

@@ -9,8 +9,8 @@ from sqlalchemy.exc import IntegrityError
 from common.cli.context import CliError, connect, state_of
 from common.cli.output import emit_fields, emit_records
 from common.cli.resolve import find_team
-from common.db import transaction
-from common.models import Document, Project, Team
+from common.platform.db import transaction
+from common.platform.models import Document, Project, Team
 
 app = typer.Typer(help="Projects: a team's document collections.", no_args_is_help=True)
 

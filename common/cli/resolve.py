@@ -7,9 +7,9 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from common import auth
 from common.cli.context import CliError
-from common.models import ApiKey, Document, Project, Team
+from common.platform.models import ApiKey, Document, Project, Team
+from common.query import auth
 
 # A shorter prefix would match too many keys to be a deliberate choice.
 MIN_KEY_PREFIX = 8

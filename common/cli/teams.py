@@ -8,8 +8,8 @@ from sqlalchemy.exc import IntegrityError
 
 from common.cli.context import CliError, connect, state_of
 from common.cli.output import emit_fields, emit_records
-from common.db import transaction
-from common.models import ApiKey, Project, Team
+from common.platform.db import transaction
+from common.platform.models import ApiKey, Project, Team
 
 app = typer.Typer(help="Teams: the tenants that own projects and API keys.", no_args_is_help=True)
 

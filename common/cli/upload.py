@@ -29,9 +29,9 @@ from rich.progress import (
 from common.cli.context import CliError, connect, state_of
 from common.cli.output import console, emit, table, warn
 from common.cli.resolve import find_project
-from common.config import Mode, Settings
-from common.db import transaction
-from common.storage import BlobInfo, BlobStore, get_blob_store
+from common.platform.config import Mode, Settings
+from common.platform.db import transaction
+from common.platform.storage import BlobInfo, BlobStore, get_blob_store
 
 # Outcomes of one file's transfer.
 UPLOADED = "uploaded"
@@ -185,7 +185,7 @@ def upload_all(items: list[Item], settings: Settings, show_progress: bool) -> No
 
 
 def _settled(row: Any, item: Item) -> bool:
-    from common.models import DocumentStatus
+    from common.platform.models import DocumentStatus
 
     if row is None or item.generation is None:
         return False
@@ -202,7 +202,7 @@ def wait_for_documents(
     """Poll the documents rows until every uploaded file is ready or failed; False on timeout."""
     from sqlalchemy import select
 
-    from common.models import Document
+    from common.platform.models import Document
 
     watched = {f"gs://{bucket}/{i.object_name}": i for i in items if i.generation is not None}
     deadline = time.monotonic() + timeout

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import httpx
 
-from common.storage import BlobInfo
+from common.platform.storage import BlobInfo
 
 FINALIZED = "google.cloud.storage.object.v1.finalized"
 DELETED = "google.cloud.storage.object.v1.deleted"

@@ -13,9 +13,9 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from common.extract import sniff_mime_type
+from common.ingestion.extract import sniff_mime_type
 from common.localstack.eventarc import FINALIZED, send_storage_event
-from common.storage import get_blob_store
+from common.platform.storage import get_blob_store
 
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".swp", "~")
 

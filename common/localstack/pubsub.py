@@ -11,9 +11,9 @@ import contextlib
 import shutil
 from pathlib import Path
 
-from common.config import Settings
 from common.localstack.processes import Child, spawn
-from common.messaging import pubsub_clients
+from common.platform.config import Settings
+from common.platform.messaging import pubsub_clients
 
 JOBS_SUBSCRIPTION = "chunk-embed-push"
 DEAD_LETTER_SUBSCRIPTION = "dead-letters"

@@ -10,9 +10,9 @@ import logging
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from common.events import MalformedEventError, parse_job_message
-from common.jobs import run_job
-from common.runtime import ensure_schema_matches, start_function
+from common.ingestion.jobs import run_job
+from common.platform.events import MalformedEventError, parse_job_message
+from common.platform.runtime import ensure_schema_matches, start_function
 
 start_function()
 logger = logging.getLogger("functions.chunk_embed")

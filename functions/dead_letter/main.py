@@ -7,9 +7,9 @@ import logging
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from common.events import MalformedEventError, parse_job_message
-from common.runtime import start_function
-from common.sweeper import handle_dead_letter
+from common.ingestion.sweeper import handle_dead_letter
+from common.platform.events import MalformedEventError, parse_job_message
+from common.platform.runtime import start_function
 
 start_function()
 logger = logging.getLogger("functions.dead_letter")

@@ -10,14 +10,14 @@ import logging
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from common import ingest
-from common.events import (
+from common.ingestion import trigger
+from common.platform.events import (
     STORAGE_DELETED,
     STORAGE_FINALIZED,
     MalformedEventError,
     parse_storage_event,
 )
-from common.runtime import start_function
+from common.platform.runtime import start_function
 
 start_function()
 logger = logging.getLogger("functions.ingest_trigger")
@@ -32,9 +32,9 @@ def ingest_trigger(event: CloudEvent) -> None:
         logger.warning("malformed storage event acknowledged: %s", error)
         return
     if parsed.event_type == STORAGE_FINALIZED:
-        result = ingest.handle_object_finalized(parsed)
+        result = trigger.handle_object_finalized(parsed)
     elif parsed.event_type == STORAGE_DELETED:
-        result = ingest.handle_object_deleted(parsed)
+        result = trigger.handle_object_deleted(parsed)
     else:
         logger.warning("unexpected event type acknowledged", extra={"type": parsed.event_type})
         return

@@ -1,7 +1,7 @@
 """HTTP entry point of the query function (Cloud Run functions gen2 / functions-framework).
 
 Thin by design: settings are validated and JSON logging configured at import (a bad setting
-stops the instance with a message naming it); every request is handed to `common.api.handle`,
+stops the instance with a message naming it); every request is handed to `common.query.api.handle`,
 which routes it, maps every outcome to a status and sets `X-Request-ID`.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import flask
 import functions_framework
 
-from common.api import handle
-from common.runtime import start_function
+from common.platform.runtime import start_function
+from common.query.api import handle
 
 start_function()
 

@@ -1,5 +1,0 @@
-"""The query function's HTTP API: routing, validation, errors, OpenAPI (Flask request in)."""
-
-from common.api.app import ROUTES, handle
-
-__all__ = ["ROUTES", "handle"]

@@ -1,1 +1,0 @@
-"""Embedder implementations, one module per provider; pick one with `common.embeddings`."""

@@ -1,1 +1,0 @@
-"""Format-specific text extractors behind `common.extract.extract_text` (one module per format)."""

@@ -1,1 +1,0 @@
-"""Generator implementations, one module per provider; pick one with `common.generation`."""

@@ -1,0 +1,4 @@
+"""Embedder implementations, one module per provider.
+
+`common.inference.embeddings` picks one from settings.
+"""

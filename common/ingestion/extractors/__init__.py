@@ -1,0 +1,4 @@
+"""Format-specific text extractors, one module per format.
+
+`common.ingestion.extract.extract_text` picks one by type and normalises its pages.
+"""

@@ -1,0 +1,132 @@
+"""The final write of an ingestion job: lock, check ownership, bookkeeping, COPY — lean.
+
+This is the hot path of every job, so it runs plain SQL (no ORM objects): one statement that
+locks the document, then the job (the order every path uses); one that removes the old
+chunks, finishes the job and readies the document; then the COPY of the new chunks, all in
+the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import delete, text
+from sqlalchemy.orm import Session
+
+from common.ingestion.chunk_store import copy_chunks
+from common.ingestion.chunking import Chunk
+from common.platform.models import Document, DocumentChunk, DocumentStatus
+
+# Both row locks in one round trip, document first: the lateral subquery runs (and locks the
+# job) only after the document row has been locked, the order every other path uses.
+_LOCK = text(
+    """
+    SELECT d.project_id, d.generation, d.ready_generation, j.status, j.attempts, j.generation
+    FROM (SELECT id, project_id, generation, ready_generation FROM documents
+          WHERE id = :document_id FOR UPDATE) AS d
+    CROSS JOIN LATERAL (SELECT status::text AS status, attempts, generation FROM ingestion_jobs
+                        WHERE id = :job_id AND document_id = d.id FOR UPDATE) AS j
+    """
+)
+_SUPERSEDE = text(
+    "UPDATE ingestion_jobs SET status = 'failed', finished_at = now(), updated_at = now(), "
+    "error_message = 'superseded by generation ' || :current WHERE id = :id"
+)
+# Old chunks out, job succeeded, document ready: one round trip (the COPY follows).
+_FINISH = text(
+    """
+    WITH gone AS (
+        DELETE FROM document_chunks WHERE document_id = :document_id AND :has_chunks
+    ), finished AS (
+        UPDATE ingestion_jobs
+        SET status = 'succeeded', finished_at = now(), chunks_created = :written,
+            embedding_model = :model, error_message = NULL, updated_at = now()
+        WHERE id = :job_id
+    )
+    UPDATE documents
+    SET status = 'ready', error_message = NULL, ready_generation = :generation,
+        ready_content_hash = content_hash, embedding_model = :model, chunk_count = :written,
+        updated_at = now()
+    WHERE id = :document_id
+    """
+)
+
+
+@dataclass(frozen=True)
+class LockedJob:
+    job_id: uuid.UUID
+    document_id: uuid.UUID
+    project_id: uuid.UUID
+    generation: int
+    has_chunks: bool
+
+
+def lock_for_write(
+    session: Session, *, job_id: uuid.UUID, document_id: uuid.UUID, attempt: int | None
+) -> LockedJob | None:
+    """Lock the rows; None unless `attempt` still owns a running job of the current generation.
+
+    A job whose document moved on to a newer generation is marked superseded. `attempt=None`
+    skips the ownership check (benchmarks replaying finished jobs).
+    """
+    row = session.execute(_LOCK, {"document_id": document_id, "job_id": job_id}).first()
+    if row is None:
+        return None
+    project_id, current_generation, ready_generation, status, attempts, generation = row
+    if attempt is not None and (status != "running" or attempts != attempt):
+        return None
+    if current_generation != generation:
+        if status in ("queued", "running"):
+            session.execute(_SUPERSEDE, {"id": job_id, "current": str(current_generation)})
+        return None
+    return LockedJob(
+        job_id=job_id,
+        document_id=document_id,
+        project_id=project_id,
+        generation=generation,
+        # Chunks are only ever written here, together with ready_generation.
+        has_chunks=ready_generation is not None,
+    )
+
+
+def write_result(
+    session: Session,
+    locked: LockedJob,
+    *,
+    chunks: Sequence[Chunk],
+    embeddings: np.ndarray,
+    model: str,
+) -> int:
+    """Replace the chunks, finish the job and ready the document (rows locked by the caller)."""
+    session.execute(
+        _FINISH,
+        {
+            "document_id": locked.document_id,
+            "job_id": locked.job_id,
+            "generation": locked.generation,
+            "written": len(chunks),
+            "model": model,
+            "has_chunks": locked.has_chunks,
+        },
+    )
+    return copy_chunks(
+        session,
+        document_id=locked.document_id,
+        project_id=locked.project_id,
+        chunks=chunks,
+        embeddings=embeddings,
+    )
+
+
+def fail_document(session: Session, document: Document, reason: str) -> None:
+    """The document's current generation failed: say why, and drop the stale earlier chunks."""
+    document.status = DocumentStatus.FAILED
+    document.error_message = reason
+    # The object now holds the failed generation, so chunks of an earlier one no longer match it.
+    session.execute(delete(DocumentChunk).where(DocumentChunk.document_id == document.id))
+    document.chunk_count = 0
+    document.ready_generation = None
+    document.ready_content_hash = None

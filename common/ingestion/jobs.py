@@ -1,0 +1,280 @@
+"""Flow 2: run one ingestion job (download, extract, chunk, embed, replace chunks).
+
+At-least-once rules: a finished job or one superseded by a newer generation is acknowledged and
+skipped; a job another worker is running (lease younger than `job_timeout_seconds`) is retried
+later; the final write re-checks, under row locks, that this attempt still owns the job and the
+generation is still current, then replaces the chunks, finishes the job and makes the document
+ready in ONE transaction. Bad files fail the job permanently; transient errors are re-raised so
+Pub/Sub redelivers, until the last attempt, which fails the job and dead-letters the message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from common.inference.embeddings import get_embedder
+from common.inference.retry import ModelRequestError
+from common.ingestion.chunking import Chunk, chunk_text
+from common.ingestion.extract import extract_text
+from common.ingestion.job_write import fail_document, lock_for_write, write_result
+from common.platform.config import get_settings
+from common.platform.db import transaction
+from common.platform.errors import PermanentIngestionError, TransientError
+from common.platform.events import JobMessage
+from common.platform.messaging import get_publisher
+from common.platform.models import Document, DocumentStatus, IngestionJob, JobStatus
+from common.platform.storage import get_blob_store
+
+logger = logging.getLogger(__name__)
+
+
+class JobOutcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    GAVE_UP = "gave_up"
+
+
+@dataclass(frozen=True)
+class _Claim:
+    job_id: uuid.UUID
+    attempt: int
+    document_id: uuid.UUID
+    project_id: uuid.UUID
+    mime_type: str | None
+    size_bytes: int | None
+    content_hash: str | None
+
+
+def run_job(message: JobMessage) -> JobOutcome:
+    """Process one job message; returns normally to acknowledge, raises TransientError to retry."""
+    settings = get_settings()
+    claim = _claim(message)
+    if isinstance(claim, JobOutcome):
+        return claim
+    started = time.monotonic()
+    stages = _Stages()
+    try:
+        chunks, embeddings, model = _build_chunks(message, claim, stages)
+        with stages.timed("write"):
+            written = _finish(claim, chunks, embeddings, model)
+    except PermanentIngestionError as error:
+        _fail(claim, str(error))
+        logger.warning("ingestion failed: %s", error, extra=_log_ids(claim))
+        return JobOutcome.FAILED
+    except ModelRequestError as error:
+        # Not the file's fault, but retrying cannot help either (bad credentials, model or
+        # request): fail now; `ai-infra documents reprocess --failed` once it is fixed.
+        _fail(claim, f"the embedding model refused the request ({error}); fix and reprocess")
+        logger.error("embedding request refused: %s", error, extra=_log_ids(claim))
+        return JobOutcome.FAILED
+    except Exception as error:
+        reason = _describe(error)
+        if claim.attempt >= settings.max_delivery_attempts:
+            _fail(claim, f"gave up after {claim.attempt} attempts: {reason}")
+            _dead_letter(message, reason)
+            logger.error("ingestion gave up: %s", reason, extra=_log_ids(claim))
+            return JobOutcome.GAVE_UP
+        _record_retry(claim, reason)
+        logger.warning("ingestion will be retried: %s", reason, extra=_log_ids(claim))
+        if isinstance(error, TransientError):
+            raise
+        raise TransientError(reason) from error
+    if written is None:
+        return JobOutcome.SKIPPED
+    logger.info(
+        "ingestion succeeded",
+        extra={
+            **_log_ids(claim),
+            "chunks": written,
+            "seconds": round(time.monotonic() - started, 3),
+            "stages": stages.rounded(),
+        },
+    )
+    return JobOutcome.SUCCEEDED
+
+
+def _claim(message: JobMessage) -> _Claim | JobOutcome:
+    settings = get_settings()
+    now = datetime.now(UTC)
+    with transaction() as session:
+        # Lock order everywhere: document, then job (the trigger upserts the document first).
+        document = session.get(Document, message.document_id, with_for_update=True)
+        job = session.get(IngestionJob, message.job_id, with_for_update=True)
+        if job is None or document is None or job.document_id != document.id:
+            logger.info(
+                "job no longer exists (document deleted)", extra={"job_id": str(message.job_id)}
+            )
+            return JobOutcome.SKIPPED
+        if job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
+            return JobOutcome.SKIPPED
+        if document.generation != job.generation:
+            _supersede(job, document, now)
+            return JobOutcome.SKIPPED
+        lease = timedelta(seconds=settings.job_timeout_seconds)
+        if job.status is JobStatus.RUNNING and job.started_at and now - job.started_at < lease:
+            raise TransientError("the job is being processed by another delivery")
+        job.attempts += 1
+        job.status = JobStatus.RUNNING
+        job.started_at = now
+        if document.status is not DocumentStatus.READY:
+            document.status = DocumentStatus.PROCESSING
+        return _Claim(
+            job_id=job.id,
+            attempt=job.attempts,
+            document_id=document.id,
+            project_id=document.project_id,
+            mime_type=document.mime_type,
+            size_bytes=document.size_bytes,
+            content_hash=document.content_hash,
+        )
+
+
+class _Stages:
+    """Seconds per pipeline stage, logged with each success (bench/ingest.py reads them)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = self.seconds.get(stage, 0.0) + time.perf_counter() - started
+
+    def rounded(self) -> dict[str, float]:
+        return {stage: round(value, 4) for stage, value in self.seconds.items()}
+
+
+def _build_chunks(
+    message: JobMessage, claim: _Claim, stages: _Stages
+) -> tuple[list[Chunk], object, str]:
+    settings = get_settings()
+    limit = settings.max_file_bytes
+    if claim.size_bytes is not None and claim.size_bytes > limit:
+        raise PermanentIngestionError(_too_large(claim.size_bytes, limit))
+    with stages.timed("download"):
+        data = get_blob_store().download(message.bucket, message.name, message.generation)
+    if len(data) > limit:
+        raise PermanentIngestionError(_too_large(len(data), limit))
+    if (
+        claim.content_hash
+        and hashlib.md5(data, usedforsecurity=False).hexdigest() != claim.content_hash
+    ):
+        raise PermanentIngestionError(
+            "the object changed while queued (superseded by a newer upload)"
+        )
+    with stages.timed("extract"):
+        document = extract_text(
+            data, mime_type=claim.mime_type, filename=message.name, max_pages=settings.max_pdf_pages
+        )
+    embedder = get_embedder()
+    with stages.timed("chunk"):
+        chunks = chunk_text(
+            document,
+            # A chunk longer than the model's input would be silently truncated when embedded.
+            max_tokens=min(settings.chunk_tokens, embedder.max_input_tokens),
+            overlap_tokens=settings.chunk_overlap_tokens,
+            tokenizer=embedder,
+        )
+    if not chunks:
+        raise PermanentIngestionError("no text to index after extraction")
+    with stages.timed("embed"):
+        embeddings = embedder.embed_documents([chunk.content for chunk in chunks])
+    return chunks, embeddings, embedder.model_name
+
+
+def _finish(claim: _Claim, chunks: list[Chunk], embeddings: object, model: str) -> int | None:
+    with transaction() as session:
+        locked = lock_for_write(
+            session, job_id=claim.job_id, document_id=claim.document_id, attempt=claim.attempt
+        )
+        if locked is None:
+            return None
+        return write_result(
+            session, locked, chunks=chunks, embeddings=np.asarray(embeddings), model=model
+        )
+
+
+def _locked(session: Session, claim: _Claim) -> tuple[IngestionJob | None, Document | None]:
+    """The job and document if this attempt still owns a current job, else (None, None)."""
+    document = session.get(Document, claim.document_id, with_for_update=True)
+    job = session.get(IngestionJob, claim.job_id, with_for_update=True)
+    if job is None or document is None:
+        return None, None
+    if job.status is not JobStatus.RUNNING or job.attempts != claim.attempt:
+        return None, None
+    if document.generation != job.generation:
+        _supersede(job, document, datetime.now(UTC))
+        return None, None
+    return job, document
+
+
+def _fail(claim: _Claim, reason: str) -> None:
+    with transaction() as session:
+        job, document = _locked(session, claim)
+        if job is None or document is None:
+            return
+        job.status = JobStatus.FAILED
+        job.error_message = reason
+        job.finished_at = datetime.now(UTC)
+        fail_document(session, document, reason)
+
+
+def _record_retry(claim: _Claim, reason: str) -> None:
+    """Keep the last error visible and release the lease so the redelivery can run at once."""
+    try:
+        with transaction() as session:
+            job, _ = _locked(session, claim)
+            if job is not None:
+                job.status = JobStatus.QUEUED
+                job.error_message = f"attempt {claim.attempt} failed: {reason}"
+    except Exception:  # the database itself may be what failed; the lease then expires
+        logger.exception("could not record the failed attempt", extra=_log_ids(claim))
+
+
+def _supersede(job: IngestionJob, document: Document, now: datetime) -> None:
+    if job.status in (JobStatus.QUEUED, JobStatus.RUNNING):
+        job.status = JobStatus.FAILED
+        job.error_message = f"superseded by generation {document.generation}"
+        job.finished_at = now
+
+
+def _dead_letter(message: JobMessage, reason: str) -> None:
+    settings = get_settings()
+    try:
+        get_publisher().publish(
+            settings.dead_letter_topic, message.to_payload(), {"reason": reason[:500]}
+        )
+    except TransientError:
+        logger.exception("could not publish to the dead-letter topic")
+
+
+def _too_large(size: int, limit: int) -> str:
+    return f"the file is too large ({size:,} bytes; the limit is {limit:,} bytes)"
+
+
+def _describe(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text}"[:500] if text else type(error).__name__
+
+
+def _log_ids(claim: _Claim) -> dict[str, object]:
+    return {
+        "job_id": str(claim.job_id),
+        "document_id": str(claim.document_id),
+        "attempt": claim.attempt,
+    }

@@ -1,0 +1,284 @@
+"""SQLAlchemy models: the source of truth for the schema (migrations are generated from here).
+
+The embedding column's dimension comes from settings, so the models, the migrations and the code
+always agree on one N; `common.platform.db.check_embedding_dimension` refuses to start when the
+database was built for another one.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Computed,
+    DateTime,
+    Double,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import TSVECTOR, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from common.platform.config import get_settings
+
+EMBEDDING_DIM = get_settings().resolved_embedding_dim
+# The text-search configuration of the generated tsvector column; queries must use the same.
+TS_CONFIG = "english"
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class ApiKeyStatus(enum.StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+
+
+class SourceType(enum.StrEnum):
+    UPLOAD = "upload"
+    URL = "url"
+    MANUAL = "manual"
+
+
+class DocumentStatus(enum.StrEnum):
+    UPLOADED = "uploaded"
+    PROCESSING = "processing"
+    READY = "ready"
+    FAILED = "failed"
+
+
+class JobStatus(enum.StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+def _pg_enum(cls: type[enum.StrEnum], name: str) -> Enum:
+    return Enum(cls, name=name, values_callable=lambda e: [m.value for m in e])
+
+
+def _uuid_pk() -> Mapped[uuid.UUID]:
+    return mapped_column(
+        UUID(as_uuid=True),
+        primary_key=True,
+        default=uuid.uuid4,
+        server_default=func.gen_random_uuid(),
+    )
+
+
+def _created_at() -> Mapped[datetime]:
+    return mapped_column(DateTime(timezone=True), nullable=False, server_default=func.now())
+
+
+class Team(Base):
+    __tablename__ = "teams"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    name: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class Project(Base):
+    __tablename__ = "projects"
+    __table_args__ = (UniqueConstraint("team_id", "name"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    team_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    name: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    team_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    # Hex SHA-256 of the raw key; the raw key is shown once at creation and never stored.
+    key_hash: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    # The first characters of the key, safe to display so an operator can tell keys apart.
+    key_prefix: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
+    name: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[ApiKeyStatus] = mapped_column(
+        _pg_enum(ApiKeyStatus, "api_key_status"),
+        nullable=False,
+        server_default=ApiKeyStatus.ACTIVE.value,
+    )
+    created_at: Mapped[datetime] = _created_at()
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Document(Base):
+    __tablename__ = "documents"
+    # One document per project and object URI: the upsert key of the ingest trigger.
+    __table_args__ = (UniqueConstraint("project_id", "gcs_uri"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    team_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    title: Mapped[str] = mapped_column(Text, nullable=False)
+    source_type: Mapped[SourceType] = mapped_column(
+        _pg_enum(SourceType, "document_source_type"),
+        nullable=False,
+        server_default=SourceType.UPLOAD.value,
+    )
+    gcs_uri: Mapped[str | None] = mapped_column(Text)
+    mime_type: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[DocumentStatus] = mapped_column(
+        _pg_enum(DocumentStatus, "document_status"),
+        nullable=False,
+        server_default=DocumentStatus.UPLOADED.value,
+    )
+    # The newest object generation seen for this URI (from finalize events); jobs of older
+    # generations are superseded.
+    generation: Mapped[int | None] = mapped_column(BigInteger)
+    size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    content_hash: Mapped[str | None] = mapped_column(Text)
+    # What the current chunks were built from, so an identical re-upload can skip re-embedding.
+    ready_generation: Mapped[int | None] = mapped_column(BigInteger)
+    ready_content_hash: Mapped[str | None] = mapped_column(Text)
+    embedding_model: Mapped[str | None] = mapped_column(Text)
+    chunk_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+    )
+
+
+class IngestionJob(Base):
+    __tablename__ = "ingestion_jobs"
+    # One job per document and object generation: duplicate events make no second job.
+    __table_args__ = (
+        UniqueConstraint("document_id", "generation"),
+        Index("ix_ingestion_jobs_status_started_at", "status", "started_at"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), nullable=False
+    )
+    generation: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    status: Mapped[JobStatus] = mapped_column(
+        _pg_enum(JobStatus, "job_status"), nullable=False, server_default=JobStatus.QUEUED.value
+    )
+    error_message: Mapped[str | None] = mapped_column(Text)
+    # Delivery attempts counted on the row itself (a raw Pub/Sub push does not carry the count).
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # Set once the job message is handed to Pub/Sub: a redelivered storage event republishes
+    # only when this is still empty, so each generation yields one message.
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    chunks_created: Mapped[int | None] = mapped_column(Integer)
+    embedding_model: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created_at()
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+    )
+
+
+class DocumentChunk(Base):
+    __tablename__ = "document_chunks"
+    __table_args__ = (
+        UniqueConstraint("document_id", "chunk_index"),
+        Index(
+            "ix_document_chunks_embedding_hnsw",
+            "embedding",
+            postgresql_using="hnsw",
+            postgresql_with={"m": 16, "ef_construction": 64},
+            postgresql_ops={"embedding": "vector_cosine_ops"},
+        ),
+        Index("ix_document_chunks_content_tsv", "content_tsv", postgresql_using="gin"),
+    )
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    document_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("documents.id", ondelete="CASCADE"), nullable=False
+    )
+    # Denormalised so project-scoped search filters without a join.
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    chunk_index: Mapped[int] = mapped_column(Integer, nullable=False)
+    content: Mapped[str] = mapped_column(Text, nullable=False)
+    embedding: Mapped[list[float]] = mapped_column(Vector(EMBEDDING_DIM), nullable=False)
+    page_start: Mapped[int | None] = mapped_column(Integer)
+    page_end: Mapped[int | None] = mapped_column(Integer)
+    char_start: Mapped[int] = mapped_column(Integer, nullable=False)
+    char_end: Mapped[int] = mapped_column(Integer, nullable=False)
+    token_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    content_tsv: Mapped[str] = mapped_column(
+        TSVECTOR, Computed(f"to_tsvector('{TS_CONFIG}'::regconfig, content)", persisted=True)
+    )
+    created_at: Mapped[datetime] = _created_at()
+
+
+class QueryLog(Base):
+    __tablename__ = "query_logs"
+    __table_args__ = (Index("ix_query_logs_project_id_created_at", "project_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    team_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("teams.id", ondelete="CASCADE"), nullable=False
+    )
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), nullable=False
+    )
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="SET NULL")
+    )
+    request_id: Mapped[str | None] = mapped_column(Text)
+    # SHA-256 of the question: the text itself is never stored.
+    question_hash: Mapped[str] = mapped_column(Text, nullable=False)
+    used_rag: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    top_k: Mapped[int] = mapped_column(Integer, nullable=False)
+    model: Mapped[str | None] = mapped_column(Text)
+    latency_ms: Mapped[int] = mapped_column(Integer, nullable=False)
+    prompt_tokens: Mapped[int | None] = mapped_column(Integer)
+    completion_tokens: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _created_at()
+
+
+class QueryCitation(Base):
+    __tablename__ = "query_citations"
+    __table_args__ = (PrimaryKeyConstraint("query_id", "chunk_id"),)
+
+    query_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("query_logs.id", ondelete="CASCADE"), nullable=False
+    )
+    chunk_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("document_chunks.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    rank: Mapped[int] = mapped_column(Integer, nullable=False)
+    score: Mapped[float] = mapped_column(Double, nullable=False)

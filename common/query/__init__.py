@@ -1,0 +1,7 @@
+"""Query flow: an API key and a question become a grounded answer with citations.
+
+`api` (HTTP routing, validation, errors, OpenAPI), `auth` (API keys and team scope), `service`
+(embed, `retrieval`, generate), `schemas` (request/response bodies), `query_log` (query_logs and
+citations) and `documents` (the documents endpoints). May import `inference` and `platform`,
+never `ingestion`.
+"""

@@ -1,0 +1,5 @@
+"""The query function's HTTP API: routing, validation, errors, OpenAPI (Flask request in)."""
+
+from common.query.api.app import ROUTES, handle
+
+__all__ = ["ROUTES", "handle"]

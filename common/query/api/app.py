@@ -1,0 +1,169 @@
+"""The query function's HTTP surface: the route table and the one `handle(request)` entry.
+
+Every response carries `X-Request-ID` (the caller's when well-formed) and `Server-Timing`
+(phases in ms); every failure is a JSON error (see `common.query.api.errors`). Work deferred by a
+handler (the query log) runs after the response has been sent, in the same process.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+import flask
+
+from common.platform.config import get_settings
+from common.platform.log import request_id_var, trace_var
+from common.query.api import handlers
+from common.query.api.context import REQUEST_ID_HEADER, RequestContext, request_id_from, trace_from
+from common.query.api.errors import reply_for
+from common.query.api.openapi import build_openapi
+from common.query.api.responses import error_response, json_response
+from common.query.api.routing import Route, Router
+from common.query.documents import DeletedDocument, DocumentPage, DocumentView
+from common.query.schemas import QueryRequest, QueryResult
+
+logger = logging.getLogger("common.query.api.access")
+
+_DOCUMENT_QUERY: tuple[tuple[str, dict[str, object], str], ...] = (
+    ("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}, "Page size."),
+    ("cursor", {"type": "string"}, "The next_cursor of the previous page."),
+    (
+        "status",
+        {"type": "string", "enum": ["uploaded", "processing", "ready", "failed"]},
+        "Only documents in this status.",
+    ),
+)
+
+
+def _openapi_document(
+    ctx: RequestContext, request: flask.Request, params: dict[str, uuid.UUID]
+) -> flask.Response:
+    """Built from the route table below, so the document cannot drift from what is served."""
+    return json_response(build_openapi(tuple(ROUTES)))
+
+
+ROUTES: list[Route] = [
+    Route(
+        "POST",
+        "/v1/projects/{project_id}/query",
+        handlers.query,
+        "query",
+        "Answer a question with citations (or retrieve chunks) over a project's documents",
+        request_model=QueryRequest,
+        response_model=QueryResult,
+        statuses=(400, 409, 413, 415, 422, 429),
+        streams=True,
+    ),
+    Route(
+        "GET",
+        "/v1/projects/{project_id}/documents",
+        handlers.list_documents,
+        "listDocuments",
+        "List a project's documents with status and last ingestion job (newest first)",
+        response_model=DocumentPage,
+        statuses=(422,),
+        query_parameters=_DOCUMENT_QUERY,
+    ),
+    Route(
+        "GET",
+        "/v1/documents/{document_id}",
+        handlers.get_document,
+        "getDocument",
+        "One document with its status and last ingestion job",
+        response_model=DocumentView,
+    ),
+    Route(
+        "DELETE",
+        "/v1/documents/{document_id}",
+        handlers.delete_document,
+        "deleteDocument",
+        "Delete a document: its stored object, its chunks and its jobs",
+        response_model=DeletedDocument,
+    ),
+    Route(
+        "GET",
+        "/healthz",
+        handlers.healthz,
+        "health",
+        "Database reachable, schema at head, embedding dimension matches",
+        authenticated=False,
+        response_model=handlers.Health,
+    ),
+    # The same check where Cloud Run can reach it: Cloud Run reserves URL paths ending in "z"
+    # (its front end answers /healthz itself), so probes and monitors in the cloud use this.
+    Route(
+        "GET",
+        "/v1/health",
+        handlers.healthz,
+        "healthV1",
+        "Database reachable, schema at head, embedding dimension matches (Cloud Run-safe path)",
+        authenticated=False,
+        response_model=handlers.Health,
+    ),
+    Route(
+        "GET",
+        "/v1/openapi.json",
+        _openapi_document,
+        "openapi",
+        "This document",
+        authenticated=False,
+    ),
+]
+
+ROUTER = Router(ROUTES)
+
+
+def handle(request: flask.Request) -> flask.Response:
+    """Route one request and turn any outcome into a response with the request id."""
+    settings = get_settings()
+    ctx = RequestContext(request_id_from(request.headers.get(REQUEST_ID_HEADER)), settings)
+    id_token = request_id_var.set(ctx.request_id)
+    trace_token = trace_var.set(
+        trace_from(request.headers.get("X-Cloud-Trace-Context"), settings.gcp_project)
+    )
+    operation = None
+    try:
+        route, params = ROUTER.match(request.method, request.path)
+        operation = route.operation_id
+        if route.authenticated:
+            from common.platform.runtime import ensure_schema_matches
+
+            ensure_schema_matches()
+        response = route.handler(ctx, request, params)
+    except Exception as error:
+        response = error_response(reply_for(error))
+    try:
+        response.headers[REQUEST_ID_HEADER] = ctx.request_id
+        if not response.is_streamed:
+            response.headers["Server-Timing"] = ctx.server_timing()
+        response.call_on_close(ctx.run_deferred)
+        _access_log(request, response, ctx, operation)
+    finally:
+        request_id_var.reset(id_token)
+        trace_var.reset(trace_token)
+    return response
+
+
+def _access_log(
+    request: flask.Request, response: flask.Response, ctx: RequestContext, operation: str | None
+) -> None:
+    latency = time.perf_counter() - ctx.timings.started
+    logger.info(
+        "%s %s %s",
+        request.method,
+        request.path,
+        response.status_code,
+        extra={
+            "httpRequest": {
+                "requestMethod": request.method,
+                "requestUrl": request.path,
+                "status": response.status_code,
+                "latency": f"{latency:.4f}s",
+            },
+            "operation": operation,
+            "phases_ms": {k: round(v, 2) for k, v in ctx.timings.phases.items()},
+            **ctx.log_fields,
+        },
+    )

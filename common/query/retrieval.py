@@ -1,0 +1,290 @@
+"""Hybrid retrieval over one project's chunks: HNSW cosine neighbours + full text, fused by RRF.
+
+Both arms and the fusion run in ONE SQL statement (one round trip):
+
+* vector arm: `ORDER BY embedding <=> q LIMIT n` filtered by project (and documents), with
+  `hnsw.iterative_scan = relaxed_order` so a selective filter keeps scanning the graph instead
+  of returning fewer than n rows; the arm is materialised and re-sorted by exact distance.
+* keyword arm: `content_tsv @@ websearch_to_tsquery('english', question)` ranked by
+  `ts_rank_cd`. websearch semantics demand every non-stopword term (callers may write `or`,
+  quotes and `-term`): precise matches such as part numbers. Only when no chunk has them all
+  (a chatty question: "tell me about XK-4471B") the arm falls back to chunks with any of the
+  question's identifier-like terms (codes with digits, acronyms): exactly what embeddings blur,
+  while ordinary words would only add noise to the fusion (the vector arm covers them).
+  Postgres skips that scan entirely when the strict one found something.
+* reciprocal rank fusion (k=60) of the two ranked lists; `min_score` filters on the cosine
+  similarity (1 - cosine distance), computed exactly for every fused candidate.
+
+Chunks are only written in the transaction that makes their document `ready` (and replaced
+atomically), and a failed document loses its chunks, so a re-uploaded document keeps answering
+from its last good version while the new one is processed; the `<> 'failed'` filter is a cheap
+defensive join (the title and URI come from the same join anyway).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from common.platform.errors import ApiError
+from common.platform.models import TS_CONFIG
+
+RRF_K = 60
+# Each arm proposes this many candidates per requested result (at least MIN_CANDIDATES).
+CANDIDATES_PER_RESULT = 4
+MIN_CANDIDATES = 20
+
+
+@dataclass(frozen=True)
+class RetrievedChunk:
+    """One fused result, ranked 1..n (rank 1 = best)."""
+
+    rank: int
+    chunk_id: uuid.UUID
+    document_id: uuid.UUID
+    title: str
+    gcs_uri: str | None
+    page_start: int | None
+    page_end: int | None
+    content: str
+    token_count: int
+    score: float  # cosine similarity in [-1, 1] (1 = same direction)
+    rrf_score: float
+
+
+class EmbeddingModelMismatchError(ApiError):
+    """The project's chunks were embedded by another model than the configured one.
+
+    409 Conflict: the request is valid but the project's index is in a state this deployment
+    cannot search (vectors of two models are not comparable); re-embed the documents
+    (`ai-infra documents reprocess`) or configure the model they were built with.
+    """
+
+    def __init__(self, configured: str, found: Sequence[str]) -> None:
+        super().__init__(
+            409,
+            "embedding_model_mismatch",
+            f"this project's documents were embedded with {', '.join(sorted(found))} but the "
+            f"service embeds questions with {configured}; reprocess the documents or "
+            "configure the same embedding model",
+        )
+        self.configured = configured
+        self.found = tuple(found)
+
+
+_MISMATCHED = """
+    SELECT DISTINCT embedding_model FROM documents
+    WHERE project_id = :project_id AND status <> 'failed'
+      AND embedding_model IS NOT NULL AND embedding_model <> :model
+      AND (CAST(:document_ids AS uuid[]) IS NULL OR id = ANY(CAST(:document_ids AS uuid[])))
+    LIMIT 5
+"""
+_MISMATCHED_MODELS = text(_MISMATCHED)
+# Ownership and the model check in one round trip (the query path runs it per request).
+_SEARCHABLE = text(
+    "SELECT EXISTS (SELECT 1 FROM projects WHERE id = :project_id AND team_id = :team_id) "
+    f"AS owned, ARRAY({_MISMATCHED}) AS mismatched"
+)
+
+
+def _ids(document_ids: Sequence[uuid.UUID] | None) -> list[uuid.UUID] | None:
+    return list(document_ids) if document_ids else None
+
+
+def check_embedding_model(
+    session: Session,
+    project_id: uuid.UUID,
+    model: str,
+    document_ids: Sequence[uuid.UUID] | None = None,
+) -> None:
+    """Raise EmbeddingModelMismatchError when any searchable document used another model."""
+    params = {"project_id": project_id, "model": model, "document_ids": _ids(document_ids)}
+    rows = session.execute(_MISMATCHED_MODELS, params).all()
+    if rows:
+        raise EmbeddingModelMismatchError(model, [row[0] for row in rows])
+
+
+def check_searchable(
+    session: Session,
+    *,
+    team_id: uuid.UUID,
+    project_id: uuid.UUID,
+    model: str,
+    document_ids: Sequence[uuid.UUID] | None = None,
+) -> None:
+    """404 unless the team owns the project; 409 if its chunks came from another model."""
+    row = session.execute(
+        _SEARCHABLE,
+        {
+            "team_id": team_id,
+            "project_id": project_id,
+            "model": model,
+            "document_ids": _ids(document_ids),
+        },
+    ).one()
+    if not row.owned:
+        raise ApiError(404, "not_found", "project not found")
+    if row.mismatched:
+        raise EmbeddingModelMismatchError(model, list(row.mismatched))
+
+
+def _hybrid_sql(*, with_documents: bool, with_min_score: bool) -> str:
+    document_filter = "AND c.document_id = ANY(CAST(:document_ids AS uuid[]))"
+    doc = document_filter if with_documents else ""
+    score_filter = "AND 1 - (c.embedding <=> CAST(:q AS vector)) >= :min_score"
+    return f"""
+    WITH vector_arm AS MATERIALIZED (
+        SELECT c.id, c.embedding <=> CAST(:q AS vector) AS distance
+        FROM document_chunks c
+        WHERE c.project_id = :project_id {doc}
+        ORDER BY c.embedding <=> CAST(:q AS vector)
+        LIMIT :candidates
+    ), vector_ranked AS (
+        SELECT id, row_number() OVER (ORDER BY distance) AS rank FROM vector_arm
+    ), strict_keywords AS MATERIALIZED (
+        SELECT c.id, ts_rank_cd(c.content_tsv, query) AS relevance
+        FROM document_chunks c, websearch_to_tsquery('{TS_CONFIG}', :question) AS query
+        WHERE c.project_id = :project_id {doc} AND c.content_tsv @@ query
+        ORDER BY relevance DESC
+        LIMIT :candidates
+    ), loose_keywords AS (
+        SELECT c.id, ts_rank_cd(c.content_tsv, query) AS relevance
+        FROM document_chunks c, websearch_to_tsquery('{TS_CONFIG}', :any_terms) AS query
+        WHERE CAST(:any_terms AS text) <> '' AND NOT EXISTS (SELECT 1 FROM strict_keywords)
+          AND c.project_id = :project_id {doc} AND c.content_tsv @@ query
+        ORDER BY relevance DESC
+        LIMIT :candidates
+    ), keyword_arm AS (
+        SELECT * FROM strict_keywords UNION ALL SELECT * FROM loose_keywords
+    ), keyword_ranked AS (
+        SELECT id, row_number() OVER (ORDER BY relevance DESC, id) AS rank FROM keyword_arm
+    ), fused AS (
+        SELECT coalesce(v.id, k.id) AS id,
+               coalesce(1.0 / ({RRF_K} + v.rank), 0) + coalesce(1.0 / ({RRF_K} + k.rank), 0)
+                   AS rrf
+        FROM vector_ranked v FULL OUTER JOIN keyword_ranked k ON v.id = k.id
+    )
+    SELECT c.id, c.document_id, d.title, d.gcs_uri, c.page_start, c.page_end, c.content,
+           c.token_count, 1 - (c.embedding <=> CAST(:q AS vector)) AS score, f.rrf
+    FROM fused f
+    JOIN document_chunks c ON c.id = f.id
+    JOIN documents d ON d.id = c.document_id
+    WHERE d.status <> 'failed' {score_filter if with_min_score else ""}
+    ORDER BY f.rrf DESC, score DESC, c.id
+    LIMIT :top_k
+    """
+
+
+_STATEMENTS = {
+    # Whitespace collapsed: the driver scans the statement text on every execution.
+    (docs, score): text(" ".join(_hybrid_sql(with_documents=docs, with_min_score=score).split()))
+    for docs in (False, True)
+    for score in (False, True)
+}
+
+
+_TERM = re.compile(r"\w[\w.\-]*\w|\w")
+MAX_TERMS = 16
+
+
+def _identifier_like(term: str) -> bool:
+    letters = sum(ch.isalpha() for ch in term)
+    if any(ch.isdigit() for ch in term):
+        return len(term) >= 3
+    return letters >= 2 and term.isupper()
+
+
+def any_terms(question: str) -> str:
+    """A websearch query matching ANY identifier-like term of the question (`a or b`), or ''.
+
+    Only word-like tokens survive, so the caller's quotes and leading `-` cannot turn into
+    phrase or negation syntax; hyphenated codes (XK-4471B) stay one token.
+    """
+    terms = [term for term in _TERM.findall(question) if _identifier_like(term)]
+    return " or ".join(terms[:MAX_TERMS])
+
+
+def vector_literal(vector: np.ndarray) -> str:
+    """pgvector's text form; float32 printed with enough digits to round-trip."""
+    values = np.asarray(vector, dtype=np.float32)
+    if values.ndim != 1 or not np.all(np.isfinite(values)):
+        raise ValueError("a query vector must be one finite row")
+    return "[" + ",".join(f"{value:.8g}" for value in values.tolist()) + "]"
+
+
+_CONFIGURE = text(
+    "SELECT set_config('hnsw.ef_search', :ef_search, true), "
+    "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
+)
+
+
+def configure_search(session: Session, ef_search: int) -> None:
+    """HNSW knobs for this transaction only (like `SET LOCAL`, both in one round trip)."""
+    session.execute(_CONFIGURE, {"ef_search": str(int(ef_search))})
+
+
+def search(
+    session: Session,
+    *,
+    project_id: uuid.UUID,
+    query_vector: np.ndarray,
+    question: str,
+    top_k: int,
+    ef_search: int,
+    min_score: float | None = None,
+    document_ids: Sequence[uuid.UUID] | None = None,
+) -> list[RetrievedChunk]:
+    """The project's top_k chunks for this question, best first (see the module docstring)."""
+    configure_search(session, ef_search)
+    candidates = max(top_k * CANDIDATES_PER_RESULT, MIN_CANDIDATES)
+    statement = _STATEMENTS[(bool(document_ids), min_score is not None)]
+    params: dict[str, object] = {
+        "q": vector_literal(query_vector),
+        "question": question,
+        "any_terms": any_terms(question),
+        "project_id": project_id,
+        "candidates": candidates,
+        "top_k": top_k,
+    }
+    if document_ids:
+        params["document_ids"] = list(document_ids)
+    if min_score is not None:
+        params["min_score"] = float(min_score)
+    rows = session.execute(statement, params).all()
+    return [
+        RetrievedChunk(
+            rank=rank,
+            chunk_id=row.id,
+            document_id=row.document_id,
+            title=row.title,
+            gcs_uri=row.gcs_uri,
+            page_start=row.page_start,
+            page_end=row.page_end,
+            content=row.content,
+            token_count=int(row.token_count),
+            score=float(row.score),
+            rrf_score=float(row.rrf),
+        )
+        for rank, row in enumerate(rows, start=1)
+    ]
+
+
+def fit_to_budget(chunks: Sequence[RetrievedChunk], budget_tokens: int) -> list[RetrievedChunk]:
+    """Keep chunks by rank while they fit the generator's context budget.
+
+    Greedy by rank: a chunk too large for what is left is skipped and a smaller, lower-ranked
+    one may still fit, so the budget is used without ever reordering by anything but rank.
+    """
+    kept: list[RetrievedChunk] = []
+    used = 0
+    for chunk in chunks:
+        if used + chunk.token_count <= budget_tokens:
+            kept.append(chunk)
+            used += chunk.token_count
+    return kept
