@@ -17,20 +17,12 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 target_metadata = Base.metadata
 
 
-def include_object(
-    obj: object, name: str | None, type_: str, reflected: bool, compare_to: object
-) -> bool:
-    # The generated tsvector column is compared by expression text, which Postgres rewrites.
-    return True
-
-
 def run_with(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         compare_type=True,
         compare_server_default=False,
-        include_object=include_object,
     )
     with context.begin_transaction():
         context.run_migrations()
