@@ -78,6 +78,8 @@ TUNABLE = set(
         "default_temperature",
         "system_prompt",
         "chunk_tokens",
+        "job_lease_seconds",
+        "job_republish_seconds",
         "chunk_overlap_tokens",
         "default_top_k",
         "hnsw_ef_search",
@@ -93,6 +95,7 @@ LOCAL_ONLY = set(
         "pubsub_rest_url",
         "vertex_base_url",
         "vertex_access_token",
+        "sweep_interval_seconds",
     ]
 )
 SECRET = {"openai_api_key"}  # from Secret Manager, when generation_provider = openai

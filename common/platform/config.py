@@ -128,6 +128,14 @@ class Settings(BaseSettings):
     # Pub/Sub dead-letter policies accept 5..100.
     max_delivery_attempts: Annotated[int, Field(ge=5, le=100)] = 5
     job_timeout_seconds: PositiveInt = 540
+    # A live worker renews its lease every third of this; a dead one's job is taken over once
+    # the lease runs out (redelivery or sweep), long before the function timeout.
+    job_lease_seconds: Annotated[int, Field(ge=15, le=600)] = 60
+    # Queued jobs whose last hand-over to Pub/Sub is older than this are published again
+    # (a message lost by a restarted emulator or between commit and publish).
+    job_republish_seconds: Annotated[int, Field(ge=30, le=3600)] = 90
+    # How often `ai-infra dev` sweeps (the cloud's Cloud Scheduler job has its own period).
+    sweep_interval_seconds: Annotated[float, Field(ge=1, le=600)] = 15.0
 
     # --- query ----------------------------------------------------------------------------
     max_request_bytes: PositiveInt = 64 * 1024
