@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 MAX_QUESTION_CHARS = 4000
 MAX_SYSTEM_PROMPT_CHARS = 8000
@@ -14,18 +15,37 @@ MAX_TOP_K = 50
 MAX_OUTPUT_TOKENS = 8192
 SNIPPET_CHARS = 400
 
+# Postgres text cannot hold NUL, and a lone surrogate has no UTF-8 encoding: such a string
+# would fail deep inside the database driver or a model client, so it is refused at the edge.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+UNSTORABLE_MESSAGE = "must not contain NUL (U+0000) or unpaired surrogates (U+D800-U+DFFF)"
+
+
+def is_storable(value: str) -> bool:
+    return _UNSTORABLE.search(value) is None
+
+
+def _storable(value: str) -> str:
+    if not is_storable(value):
+        raise ValueError(UNSTORABLE_MESSAGE)
+    return value
+
+
+StorableText = Annotated[str, AfterValidator(_storable)]
+"""A string every layer can carry: the type of each text field and parameter the API accepts."""
+
 
 class QueryRequest(BaseModel):
     """The body of `POST /v1/projects/{project_id}/query`; unknown fields are refused."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
-    question: Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS)]
+    question: Annotated[StorableText, Field(min_length=1, max_length=MAX_QUESTION_CHARS)]
     top_k: Annotated[int | None, Field(ge=1, le=MAX_TOP_K)] = None
     min_score: Annotated[float | None, Field(ge=0, le=1)] = None
     mode: Literal["answer", "retrieve"] = "answer"
     system_prompt: Annotated[
-        str | None, Field(min_length=1, max_length=MAX_SYSTEM_PROMPT_CHARS)
+        StorableText | None, Field(min_length=1, max_length=MAX_SYSTEM_PROMPT_CHARS)
     ] = None
     temperature: Annotated[float | None, Field(ge=0, le=2)] = None
     max_output_tokens: Annotated[int | None, Field(ge=1, le=MAX_OUTPUT_TOKENS)] = None

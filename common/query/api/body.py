@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from common.platform.errors import ApiError
+from common.query.schemas import UNSTORABLE_MESSAGE, is_storable
 
 if TYPE_CHECKING:
     import flask
@@ -51,15 +53,54 @@ def parse_model[M: BaseModel](model: type[M], raw: bytes) -> M:
     except ValidationError as error:
         problems = error.errors(include_url=False, include_input=False)
         if any(p["type"] == "json_invalid" for p in problems):
+            unstorable = _unstorable_strings(raw)
+            if unstorable:
+                raise ApiError(422, "validation_error", "; ".join(unstorable)) from None
             raise ApiError(400, "invalid_json", "request body is not valid JSON") from None
         raise ApiError(422, "validation_error", describe(error)) from None
+
+
+def _unstorable_strings(raw: bytes) -> list[str]:
+    """Problems of a body the strict parser refused for lone surrogate escapes (`"\\ud800"`).
+
+    Such a body is valid JSON syntax, so the client deserves a 422 naming the field rather
+    than a 400; anything Python's parser refuses too stays a 400 (an empty list here).
+    """
+    try:
+        document = json.loads(raw)
+    except (ValueError, RecursionError):
+        return []
+    found: set[str] = set()
+    pending: list[tuple[str, Any]] = [("", document)]
+    while pending:  # iterative: a deeply nested body must not exhaust the stack
+        path, value = pending.pop()
+        if isinstance(value, str) and not is_storable(value):
+            found.add(f"{path or 'body'}: {UNSTORABLE_MESSAGE}")
+        elif isinstance(value, list):
+            pending.extend((_join(path, str(i)), item) for i, item in enumerate(value))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if is_storable(key):
+                    pending.append((_join(path, key), item))
+                else:
+                    found.add(f"{path or 'body'}: field names {UNSTORABLE_MESSAGE}")
+    return sorted(found)
+
+
+def _join(path: str, part: str) -> str:
+    return f"{path}.{_printable(part)}" if path else _printable(part)
+
+
+def _printable(part: str) -> str:
+    """A field name as it may appear in a message: control characters escaped."""
+    return part if part.isprintable() else part.encode("unicode_escape").decode("ascii")
 
 
 def describe(error: ValidationError) -> str:
     """`field: problem; other_field: problem` (values are never echoed: they may be secret)."""
     parts = []
     for problem in error.errors(include_url=False, include_input=False):
-        location = ".".join(str(part) for part in problem["loc"])
+        location = ".".join(_printable(str(part)) for part in problem["loc"])
         message = problem["msg"].removeprefix("Value error, ")
         if problem["type"] == "model_type":
             parts.append("body: must be a JSON object")

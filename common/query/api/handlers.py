@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,7 +27,7 @@ from common.query.api.body import (
 from common.query.api.errors import reply_for
 from common.query.api.responses import json_response, sse_event, sse_response
 from common.query.auth import Principal, authenticate, authorize_project
-from common.query.schemas import QueryRequest, QueryResult
+from common.query.schemas import QueryRequest, QueryResult, StorableText
 from common.query.service import run_query, stream_query
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_KEY_CHARS = re.compile(r"[\x21-\x7e]{1,512}")
+
 
 class DocumentListParams(BaseModel):
     """Query parameters of the document listing."""
@@ -43,14 +46,19 @@ class DocumentListParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     limit: int = Field(default=documents.DEFAULT_PAGE_SIZE, ge=1, le=documents.MAX_PAGE_SIZE)
-    cursor: str | None = Field(default=None, min_length=1, max_length=512)
+    cursor: StorableText | None = Field(default=None, min_length=1, max_length=512)
     status: DocumentStatus | None = None
 
 
 def bearer_key(request: flask.Request) -> str:
+    """The key of `Authorization: Bearer KEY`; 401 for anything that cannot be a key.
+
+    Keys are printable ASCII, so a key with any other character (NUL, a control character, a
+    non-ASCII byte) is refused here, never hashed or looked up.
+    """
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     key = key.strip()
-    if scheme.lower() != "bearer" or not key:
+    if scheme.lower() != "bearer" or not key or not _KEY_CHARS.fullmatch(key):
         raise ApiError(401, "unauthenticated", "missing or invalid API key")
     return key
 
