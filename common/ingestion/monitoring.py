@@ -1,0 +1,103 @@
+"""Figures operators alert on: the job sweep's outcome and the jobs that should be done by now.
+
+`sweep_and_measure` is what the cloud's scheduled sweep runs: the sweep itself (row locks, safe
+to run concurrently and repeatedly), then a read-only count of the live jobs older than the
+overdue window that are still queued or running.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select
+
+from common.ingestion.sweeper import sweep_stuck_jobs
+from common.platform.db import transaction
+from common.platform.models import Document, IngestionJob, JobStatus
+
+DEFAULT_OVERDUE_MINUTES = 30
+# Below 5 minutes an ordinary large document would count; above a day the figure is useless.
+MIN_OVERDUE_MINUTES = 5
+MAX_OVERDUE_MINUTES = 24 * 60
+
+
+class InvalidOverdueMinutesError(ValueError):
+    """`overdue_minutes` is not a whole number of minutes within the bounds."""
+
+
+@dataclass(frozen=True)
+class OverdueJobs:
+    count: int
+    oldest_age_seconds: int | None
+
+
+@dataclass(frozen=True)
+class SweepFigures:
+    requeued: int
+    failed: int
+    republished: int
+    overdue_minutes: int
+    overdue_jobs: int
+    oldest_overdue_seconds: int | None
+
+    def as_record(self) -> dict[str, int | None]:
+        return {
+            "requeued": self.requeued,
+            "failed": self.failed,
+            "republished": self.republished,
+            "overdue_minutes": self.overdue_minutes,
+            "overdue_jobs": self.overdue_jobs,
+            "oldest_overdue_seconds": self.oldest_overdue_seconds,
+        }
+
+
+def overdue_minutes(raw: object) -> int:
+    """Validate a caller's window: None means the default; ints and decimal strings are taken."""
+    if raw is None:
+        return DEFAULT_OVERDUE_MINUTES
+    if isinstance(raw, str) and raw.strip().isdecimal():
+        raw = int(raw.strip())
+    if isinstance(raw, bool) or not isinstance(raw, int):
+        raise InvalidOverdueMinutesError("overdue_minutes must be a whole number of minutes")
+    if not MIN_OVERDUE_MINUTES <= raw <= MAX_OVERDUE_MINUTES:
+        raise InvalidOverdueMinutesError(
+            f"overdue_minutes must be between {MIN_OVERDUE_MINUTES} and {MAX_OVERDUE_MINUTES}"
+        )
+    return raw
+
+
+def count_overdue_jobs(older_than: timedelta, now: datetime | None = None) -> OverdueJobs:
+    """Queued or running jobs of a document's current generation created before now - older_than.
+
+    Superseded jobs are left out: nobody waits for them, and the worker closes them whenever
+    their message arrives.
+    """
+    now = now or datetime.now(UTC)
+    with transaction() as session:
+        count, oldest = session.execute(
+            select(func.count(), func.min(IngestionJob.created_at))
+            .select_from(IngestionJob)
+            .join(Document, Document.id == IngestionJob.document_id)
+            .where(
+                IngestionJob.status.in_((JobStatus.QUEUED, JobStatus.RUNNING)),
+                IngestionJob.created_at < now - older_than,
+                Document.generation == IngestionJob.generation,
+            )
+        ).one()
+    age = None if oldest is None else max(0, int((now - oldest).total_seconds()))
+    return OverdueJobs(count=int(count), oldest_age_seconds=age)
+
+
+def sweep_and_measure(overdue_after_minutes: int) -> SweepFigures:
+    """Run the job sweep, then count what is still overdue after it."""
+    report = sweep_stuck_jobs()
+    overdue = count_overdue_jobs(timedelta(minutes=overdue_after_minutes))
+    return SweepFigures(
+        requeued=report.requeued,
+        failed=report.failed,
+        republished=report.republished,
+        overdue_minutes=overdue_after_minutes,
+        overdue_jobs=overdue.count,
+        oldest_overdue_seconds=overdue.oldest_age_seconds,
+    )
