@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 from sqlalchemy import delete, text
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from common.ingestion.chunk_store import copy_chunks
 from common.ingestion.chunking import Chunk
-from common.platform.models import Document, DocumentChunk, DocumentStatus
+from common.platform.models import Document, DocumentChunk, DocumentStatus, IngestionJob, JobStatus
 
 # Both row locks in one round trip, document first: the lateral subquery runs (and locks the
 # job) only after the document row has been locked, the order every other path uses.
@@ -130,3 +131,18 @@ def fail_document(session: Session, document: Document, reason: str) -> None:
     document.chunk_count = 0
     document.ready_generation = None
     document.ready_content_hash = None
+
+
+WORKER_DIED = "the worker stopped without finishing (killed, timed out or out of memory)"
+
+
+def give_up(session: Session, job: IngestionJob, document: Document, now: datetime) -> None:
+    """The job used every attempt: fail it (and its document, if still current) with the reason."""
+    reason = job.error_message or WORKER_DIED
+    reason = reason.split(": ", 1)[1] if reason.startswith("attempt ") else reason
+    job.status = JobStatus.FAILED
+    job.error_message = f"gave up after {job.attempts} attempts: {reason}"
+    job.finished_at = now
+    job.lease_expires_at = None
+    if document.generation == job.generation:
+        fail_document(session, document, job.error_message)

@@ -1,11 +1,14 @@
 """Flow 2: run one ingestion job (download, extract, chunk, embed, replace chunks).
 
 At-least-once rules: a finished job or one superseded by a newer generation is acknowledged and
-skipped; a job another worker is running (lease younger than `job_timeout_seconds`) is retried
-later; the final write re-checks, under row locks, that this attempt still owns the job and the
-generation is still current, then replaces the chunks, finishes the job and makes the document
-ready in ONE transaction. Bad files fail the job permanently; transient errors are re-raised so
-Pub/Sub redelivers, until the last attempt, which fails the job and dead-letters the message.
+skipped; a job another worker is running under a live lease is acknowledged too (that worker
+finishes it, or dies, stops renewing its lease, and the sweep or a redelivery takes the job
+over), so a crash never spends the message's delivery attempts. While it runs, an attempt
+renews its lease (`lease.LeaseKeeper`). The final write re-checks, under row locks, that this
+attempt still owns the job and the generation is still current, then replaces the chunks,
+finishes the job and makes the document ready in ONE transaction. Bad files fail the job
+permanently; transient errors are re-raised so Pub/Sub redelivers, until the last attempt,
+which fails the job and dead-letters the message.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 
 import numpy as np
@@ -27,7 +30,8 @@ from common.inference.embeddings import get_embedder
 from common.inference.retry import ModelRequestError
 from common.ingestion.chunking import Chunk, chunk_text
 from common.ingestion.extract import extract_text
-from common.ingestion.job_write import fail_document, lock_for_write, write_result
+from common.ingestion.job_write import fail_document, give_up, lock_for_write, write_result
+from common.ingestion.lease import LeaseKeeper, LeaseLostError, lease_deadline, lease_is_live
 from common.platform.config import get_settings
 from common.platform.db import transaction
 from common.platform.errors import PermanentIngestionError, TransientError
@@ -66,9 +70,14 @@ def run_job(message: JobMessage) -> JobOutcome:
     started = time.monotonic()
     stages = _Stages()
     try:
-        chunks, embeddings, model = _build_chunks(message, claim, stages)
-        with stages.timed("write"):
-            written = _finish(claim, chunks, embeddings, model)
+        with LeaseKeeper(claim.job_id, claim.attempt, settings.job_lease_seconds) as lease:
+            chunks, embeddings, model = _build_chunks(message, claim, stages, lease)
+            lease.check()
+            with stages.timed("write"):
+                written = _finish(claim, chunks, embeddings, model)
+    except LeaseLostError:
+        logger.warning("attempt dropped: its job was taken over", extra=_log_ids(claim))
+        return JobOutcome.SKIPPED
     except PermanentIngestionError as error:
         _fail(claim, str(error))
         logger.warning("ingestion failed: %s", error, extra=_log_ids(claim))
@@ -122,12 +131,29 @@ def _claim(message: JobMessage) -> _Claim | JobOutcome:
         if document.generation != job.generation:
             _supersede(job, document, now)
             return JobOutcome.SKIPPED
-        lease = timedelta(seconds=settings.job_timeout_seconds)
-        if job.status is JobStatus.RUNNING and job.started_at and now - job.started_at < lease:
-            raise TransientError("the job is being processed by another delivery")
+        if job.status is JobStatus.RUNNING:
+            if lease_is_live(job, now, settings):
+                # Its worker is alive and will finish (or its lease runs out and the sweep
+                # republishes): acknowledge, so this delivery spends no attempt of the job's.
+                logger.info(
+                    "job owned by a live worker; delivery acknowledged",
+                    extra={"job_id": str(job.id), "attempt": job.attempts},
+                )
+                return JobOutcome.SKIPPED
+            if job.attempts >= settings.max_delivery_attempts:
+                give_up(session, job, document, now)
+                logger.error(
+                    "ingestion gave up: %s", job.error_message, extra={"job_id": str(job.id)}
+                )
+                return JobOutcome.GAVE_UP
+            logger.warning(
+                "taking over a job whose worker stopped renewing its lease",
+                extra={"job_id": str(job.id), "attempt": job.attempts},
+            )
         job.attempts += 1
         job.status = JobStatus.RUNNING
         job.started_at = now
+        job.lease_expires_at = lease_deadline(settings.job_lease_seconds, now)
         if document.status is not DocumentStatus.READY:
             document.status = DocumentStatus.PROCESSING
         return _Claim(
@@ -160,7 +186,7 @@ class _Stages:
 
 
 def _build_chunks(
-    message: JobMessage, claim: _Claim, stages: _Stages
+    message: JobMessage, claim: _Claim, stages: _Stages, lease: LeaseKeeper
 ) -> tuple[list[Chunk], object, str]:
     settings = get_settings()
     limit = settings.max_file_bytes
@@ -192,6 +218,7 @@ def _build_chunks(
         )
     if not chunks:
         raise PermanentIngestionError("no text to index after extraction")
+    lease.check()
     with stages.timed("embed"):
         embeddings = embedder.embed_documents([chunk.content for chunk in chunks])
     return chunks, embeddings, embedder.model_name
@@ -241,6 +268,7 @@ def _record_retry(claim: _Claim, reason: str) -> None:
             job, _ = _locked(session, claim)
             if job is not None:
                 job.status = JobStatus.QUEUED
+                job.lease_expires_at = None
                 job.error_message = f"attempt {claim.attempt} failed: {reason}"
     except Exception:  # the database itself may be what failed; the lease then expires
         logger.exception("could not record the failed attempt", extra=_log_ids(claim))

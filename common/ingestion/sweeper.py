@@ -1,10 +1,15 @@
-"""No job is ever stuck: dead letters and expired leases end as `failed` with a reason.
+"""No job is ever stuck: dead workers' jobs are taken over, lost messages published again.
 
-- `handle_dead_letter`: a job message that Pub/Sub gave up on (the worker was killed, timed out
-  or ran out of memory on every delivery) fails its job, unless the job finished meanwhile.
-- `sweep_stuck_jobs`: jobs `running` past the function timeout are re-queued (or failed once
-  they used every attempt), and jobs whose message was never handed over are published again.
-  The dev stack runs it every minute; operators run `ai-infra jobs sweep` (or a scheduler).
+- `handle_dead_letter`: a job message Pub/Sub gave up on (its worker could not be reached on
+  any delivery). A job that used every attempt fails; otherwise the dead letter counts as one
+  attempt and the job is published again with a fresh delivery budget, so a worker that was
+  down for a while costs a healthy document one attempt, not all of them.
+- `sweep_stuck_jobs`: jobs `running` whose lease ran out (the worker stopped renewing it) are
+  re-queued, or failed once they used every attempt; queued jobs whose last hand-over to Pub/Sub
+  is older than `job_republish_seconds` (a message lost by a restarted emulator, or between the
+  trigger's commit and its publish) are published again. The worker ignores a duplicate.
+  The dev stack runs it every `sweep_interval_seconds`, the cloud every few minutes (Cloud
+  Scheduler); operators can run `ai-infra jobs sweep`.
 """
 
 from __future__ import annotations
@@ -13,10 +18,10 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, or_, select
 
-from common.ingestion.job_write import fail_document
+from common.ingestion.job_write import WORKER_DIED, give_up
+from common.ingestion.lease import lease_is_live
 from common.ingestion.trigger import publish_job, split_gcs_uri
 from common.platform.config import get_settings
 from common.platform.db import transaction
@@ -25,10 +30,9 @@ from common.platform.models import Document, IngestionJob, JobStatus
 
 logger = logging.getLogger(__name__)
 
-WORKER_DIED = "the worker stopped without finishing (killed, timed out or out of memory)"
-UNPUBLISHED_GRACE = timedelta(minutes=1)
-# A published job no worker ever claimed: lost between the trigger's commit and its publish.
-UNCONSUMED_GRACE = timedelta(minutes=15)
+__all__ = ["WORKER_DIED", "SweepReport", "handle_dead_letter", "sweep_stuck_jobs"]
+
+DEAD_LETTERED = "the job message was dead-lettered (the worker could not be reached)"
 
 
 @dataclass(frozen=True)
@@ -39,34 +43,61 @@ class SweepReport:
 
 
 def handle_dead_letter(message: JobMessage) -> bool:
-    """Fail the job of a dead-lettered message; True if it changed anything."""
+    """Fail or re-queue the job of a dead-lettered message; True if it changed anything."""
+    settings = get_settings()
+    now = datetime.now(UTC)
     with transaction() as session:
         document = session.get(Document, message.document_id, with_for_update=True)
         job = session.get(IngestionJob, message.job_id, with_for_update=True)
         if job is None or document is None or job.status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
             return False
-        _give_up(session, job, document, datetime.now(UTC))
-    logger.warning("dead-lettered job marked failed", extra={"job_id": str(message.job_id)})
+        if document.generation != job.generation or document.gcs_uri is None:
+            return False  # superseded: its successor has a job of its own
+        if job.attempts >= settings.max_delivery_attempts:
+            give_up(session, job, document, now)
+            logger.warning("dead-lettered job marked failed", extra={"job_id": str(job.id)})
+            return True
+        if job.status is JobStatus.RUNNING and lease_is_live(job, now, settings):
+            return False  # a live worker owns it and will finish it
+        job.attempts += 1
+        job.status = JobStatus.QUEUED
+        job.lease_expires_at = None
+        job.error_message = f"attempt {job.attempts}: {DEAD_LETTERED}"
+        if job.attempts >= settings.max_delivery_attempts:
+            give_up(session, job, document, now)
+            logger.warning("dead-lettered job marked failed", extra={"job_id": str(job.id)})
+            return True
+        bucket, name = split_gcs_uri(document.gcs_uri)
+        publish_job(session, job, bucket, name)
+    logger.warning("dead-lettered job published again", extra={"job_id": str(message.job_id)})
     return True
 
 
 def sweep_stuck_jobs(now: datetime | None = None) -> SweepReport:
     settings = get_settings()
     now = now or datetime.now(UTC)
-    lease_expired = now - timedelta(seconds=settings.job_timeout_seconds)
+    timed_out = now - timedelta(seconds=settings.job_timeout_seconds)
+    stale_publish = now - timedelta(seconds=settings.job_republish_seconds)
     requeued = failed = republished = 0
     with transaction() as session:
         candidates = session.execute(
             select(IngestionJob.id, IngestionJob.document_id).where(
                 or_(
-                    (IngestionJob.status == JobStatus.RUNNING)
-                    & (IngestionJob.started_at < lease_expired),
-                    (IngestionJob.status == JobStatus.QUEUED)
-                    & IngestionJob.published_at.is_(None)
-                    & (IngestionJob.created_at < now - UNPUBLISHED_GRACE),
-                    (IngestionJob.status == JobStatus.QUEUED)
-                    & (IngestionJob.attempts == 0)
-                    & (IngestionJob.published_at < now - UNCONSUMED_GRACE),
+                    and_(
+                        IngestionJob.status == JobStatus.RUNNING,
+                        or_(
+                            IngestionJob.lease_expires_at < now,
+                            IngestionJob.started_at < timed_out,
+                        ),
+                    ),
+                    and_(
+                        IngestionJob.status == JobStatus.QUEUED,
+                        or_(
+                            IngestionJob.published_at.is_(None),
+                            IngestionJob.published_at < stale_publish,
+                        ),
+                        IngestionJob.created_at < stale_publish,
+                    ),
                 )
             )
         ).all()
@@ -79,38 +110,24 @@ def sweep_stuck_jobs(now: datetime | None = None) -> SweepReport:
             if document.generation != job.generation:
                 continue  # superseded: the worker skips it when its message arrives
             bucket, name = split_gcs_uri(document.gcs_uri)
-            if (
-                job.status is JobStatus.RUNNING
-                and job.started_at
-                and job.started_at < lease_expired
-            ):
+            if job.status is JobStatus.RUNNING and not lease_is_live(job, now, settings):
                 if job.attempts >= settings.max_delivery_attempts:
-                    _give_up(session, job, document, now)
+                    give_up(session, job, document, now)
                     failed += 1
                     continue
                 job.status = JobStatus.QUEUED
+                job.lease_expires_at = None
                 job.error_message = f"attempt {job.attempts}: {WORKER_DIED}"
                 publish_job(session, job, bucket, name)
                 requeued += 1
             elif job.status is JobStatus.QUEUED and (
-                job.published_at is None
-                or (job.attempts == 0 and job.published_at < now - UNCONSUMED_GRACE)
+                job.published_at is None or job.published_at < stale_publish
             ):
-                # Never handed over, or claimed for publishing by a trigger that died before
-                # the hand-over: publish (again; the worker ignores a duplicate).
+                # Never handed over, or handed over long ago and never claimed since: publish
+                # (again; the worker acknowledges a duplicate without work).
                 publish_job(session, job, bucket, name)
                 republished += 1
     report = SweepReport(requeued, failed, republished)
     if candidates:
         logger.info("stuck jobs swept", extra=vars(report))
     return report
-
-
-def _give_up(session: Session, job: IngestionJob, document: Document, now: datetime) -> None:
-    reason = job.error_message or WORKER_DIED
-    reason = reason.split(": ", 1)[1] if reason.startswith("attempt ") else reason
-    job.status = JobStatus.FAILED
-    job.error_message = f"gave up after {job.attempts} attempts: {reason}"
-    job.finished_at = now
-    if document.generation == job.generation:
-        fail_document(session, document, job.error_message)

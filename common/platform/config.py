@@ -130,7 +130,7 @@ class Settings(BaseSettings):
     job_timeout_seconds: PositiveInt = 540
     # A live worker renews its lease every third of this; a dead one's job is taken over once
     # the lease runs out (redelivery or sweep), long before the function timeout.
-    job_lease_seconds: Annotated[int, Field(ge=15, le=600)] = 60
+    job_lease_seconds: Annotated[int, Field(ge=15, le=600)] = 30
     # Queued jobs whose last hand-over to Pub/Sub is older than this are published again
     # (a message lost by a restarted emulator or between commit and publish).
     job_republish_seconds: Annotated[int, Field(ge=30, le=3600)] = 90
