@@ -94,13 +94,9 @@ def connect(ctx: typer.Context, *, migrating: bool = False, need_stack: bool = F
     if settings.mode is Mode.LOCAL and not settings.database_url:
         from common.localstack.state import running_stack_environment
 
-        environment = running_stack_environment(settings.local_data_dir)
-        if environment is not None:
-            _switch_environment(ctx, environment)
-        elif need_stack:
+        if need_stack and running_stack_environment(settings.local_data_dir) is None:
             raise local_stack_required()
-        else:
-            _start_embedded(ctx, settings)
+        _use_local_database(ctx, settings)
         settings = get_settings()
     if need_stack and settings.mode is Mode.LOCAL and not settings.storage_emulator_host:
         raise local_stack_required()
@@ -109,19 +105,14 @@ def connect(ctx: typer.Context, *, migrating: bool = False, need_stack: bool = F
     return settings
 
 
-def _start_embedded(ctx: typer.Context, settings: Settings) -> None:
-    from common.localstack import embedded_pg
-    from common.platform.db import reset_engine
+def _use_local_database(ctx: typer.Context, settings: Settings) -> None:
+    """Join the running dev stack, or start the embedded Postgres until the command ends."""
+    from common.localstack.database import local_database
 
-    server = embedded_pg.start(settings.local_data_dir / "pg")
-
-    def stop() -> None:
-        reset_engine()
-        server.stop()
-
-    # Registered first, so it runs after the environment is restored (close callbacks are LIFO).
-    ctx.find_root().call_on_close(stop)
-    _switch_environment(ctx, {"AI_INFRA_DATABASE_URL": server.url})
+    # Entered first, so it exits (stopping a server it started) after the environment is
+    # restored: close callbacks run last-in, first-out.
+    database = ctx.find_root().with_resource(local_database(settings.local_data_dir))
+    _switch_environment(ctx, database.environment)
 
 
 def require_schema_at_head(settings: Settings) -> None:

@@ -12,7 +12,18 @@ from typing import Annotated
 
 import typer
 
-from common.cli import ask, documents, jobs, keys, migrate, package, projects, teams, upload
+from common.cli import (
+    ask,
+    db,
+    documents,
+    jobs,
+    keys,
+    migrate,
+    package,
+    projects,
+    teams,
+    upload,
+)
 from common.cli.context import CliError, ErrorHandlingGroup, State
 
 app = typer.Typer(
@@ -47,6 +58,7 @@ app.add_typer(projects.app, name="projects")
 app.add_typer(keys.app, name="keys")
 app.add_typer(documents.app, name="documents")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(db.app, name="db")
 app.command("migrate")(migrate.migrate_command)
 app.command("upload")(upload.upload_command)
 app.command("ask")(ask.ask_command)
