@@ -25,6 +25,15 @@ resource "google_service_account" "invoker" {
   depends_on = [google_project_service.apis]
 }
 
+# Calls the sweep function on Cloud Scheduler's behalf (OIDC); may invoke nothing else.
+resource "google_service_account" "scheduler" {
+  account_id   = "${var.name_prefix}-scheduler"
+  display_name = "${var.name_prefix} scheduler"
+  description  = "Identity of the Cloud Scheduler job that runs the job sweep"
+
+  depends_on = [google_project_service.apis]
+}
+
 # Builds the function images (Cloud Build), instead of the default compute account.
 resource "google_service_account" "builder" {
   account_id   = "${var.name_prefix}-builder"
@@ -44,6 +53,7 @@ locals {
     chunk_embed = ["roles/cloudsql.client", "roles/cloudsql.instanceUser", "roles/aiplatform.user"]
     query       = ["roles/cloudsql.client", "roles/cloudsql.instanceUser", "roles/aiplatform.user"]
     dead_letter = ["roles/cloudsql.client", "roles/cloudsql.instanceUser"]
+    sweep       = ["roles/cloudsql.client", "roles/cloudsql.instanceUser"]
   }
   runtime_project_grants = {
     for pair in flatten([
@@ -86,6 +96,13 @@ resource "google_pubsub_topic_iam_member" "ingest_publisher" {
   member = google_service_account.runtime["ingest"].member
 }
 
+# The sweep publishes a re-queued job, or one whose message was lost, to the jobs topic again.
+resource "google_pubsub_topic_iam_member" "sweep_jobs_publisher" {
+  topic  = google_pubsub_topic.jobs.id
+  role   = "roles/pubsub.publisher"
+  member = google_service_account.runtime["sweep"].member
+}
+
 # chunk-embed dead-letters a job itself when it gives up on the last attempt (with the reason).
 resource "google_pubsub_topic_iam_member" "chunk_embed_dead_letter_publisher" {
   topic  = google_pubsub_topic.dead_letter.id
@@ -102,13 +119,25 @@ resource "google_project_iam_member" "invoker_event_receiver" {
 }
 
 resource "google_cloud_run_v2_service_iam_member" "invoker" {
-  for_each = { for name, fn in local.functions : name => fn if fn.trigger != "http" }
+  for_each = { for name, fn in local.functions : name => fn if contains(["gcs", "push"], fn.trigger) }
 
   project  = var.project_id
   location = var.region
   name     = google_cloudfunctions2_function.fn[each.key].name
   role     = "roles/run.invoker"
   member   = google_service_account.invoker.member
+}
+
+# --- scheduler ----------------------------------------------------------------------------------
+
+# The scheduler's account may invoke the sweep function's service and nothing else. Cloud
+# Scheduler's own service agent mints its OIDC tokens (its predefined role covers that).
+resource "google_cloud_run_v2_service_iam_member" "scheduler_invokes_sweep" {
+  project  = var.project_id
+  location = var.region
+  name     = google_cloudfunctions2_function.fn["sweep"].name
+  role     = "roles/run.invoker"
+  member   = google_service_account.scheduler.member
 }
 
 # --- builder ------------------------------------------------------------------------------------

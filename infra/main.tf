@@ -11,6 +11,10 @@ locals {
   db_instance_name = coalesce(var.db_instance_name, "${var.name_prefix}-pg")
   vertex_location  = coalesce(var.vertex_location, var.region)
 
+  # The sweep's function timeout and the scheduler's attempt deadline: one sweep never outlives
+  # the scheduler's wait for it.
+  sweep_timeout_seconds = 120
+
   # Google-managed service agents of this project.
   pubsub_service_agent = "service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
 
@@ -20,6 +24,7 @@ locals {
     chunk_embed = "Runs chunk-embed: extracts, chunks and embeds one document per job"
     query       = "Runs query: the HTTPS API"
     dead_letter = "Runs dead-letter: fails the job of a message Pub/Sub gave up on"
+    sweep       = "Runs sweep: re-queues stuck jobs and counts overdue ones, for Cloud Scheduler"
   }
 
   # Cloud SQL IAM database user of each runtime account: Postgres user names drop the
@@ -51,7 +56,8 @@ locals {
   }
 
   # One entry per deployed function. `trigger` is "gcs" (Eventarc on the bucket), "push" (one of
-  # our own Pub/Sub push subscriptions, see pubsub.tf) or "http" (public HTTPS).
+  # our own Pub/Sub push subscriptions, see pubsub.tf), "scheduler" (Cloud Scheduler with its own
+  # identity, see scheduler.tf) or "http" (public HTTPS).
   functions = {
     ingest-finalized = {
       entry_point   = "ingest_trigger"
@@ -121,6 +127,24 @@ locals {
       ingress       = "ALLOW_INTERNAL_ONLY"
       env = {
         AI_INFRA_DB_IAM_USER     = local.db_users["dead_letter"]
+        AI_INFRA_DB_POOL_SIZE    = 1
+        AI_INFRA_DB_MAX_OVERFLOW = 1
+      }
+    }
+    sweep = {
+      entry_point   = "sweep"
+      account       = "sweep"
+      trigger       = "scheduler"
+      event_type    = null
+      memory        = "512Mi"
+      cpu           = "1"
+      timeout       = local.sweep_timeout_seconds
+      concurrency   = 2
+      min_instances = 0
+      max_instances = 1
+      ingress       = "ALLOW_INTERNAL_ONLY" # Cloud Scheduler in the same project counts as internal
+      env = {
+        AI_INFRA_DB_IAM_USER     = local.db_users["sweep"]
         AI_INFRA_DB_POOL_SIZE    = 1
         AI_INFRA_DB_MAX_OVERFLOW = 1
       }

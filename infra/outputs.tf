@@ -23,6 +23,11 @@ output "dead_letter_subscription" {
   value       = google_pubsub_subscription.dead_letter.name
 }
 
+output "sweep_scheduler_job" {
+  description = "Cloud Scheduler job that runs the job sweep; run it now with: gcloud scheduler jobs run <name> --location <region>."
+  value       = google_cloud_scheduler_job.sweep.name
+}
+
 output "function_service_accounts" {
   description = "Runtime service account of each function entry point (also its IAM database user)."
   value       = { for key, account in google_service_account.runtime : key => account.email }

@@ -389,3 +389,50 @@ variable "max_output_tokens" {
   type        = number
   default     = 1024
 }
+
+# --- job sweep and alerts -----------------------------------------------------------------------
+
+variable "sweep_schedule" {
+  description = "Cron schedule (UTC) of the Cloud Scheduler job that runs the job sweep. Every minute keeps the promise that a dead worker's job resumes within about two minutes."
+  type        = string
+  default     = "* * * * *"
+}
+
+variable "overdue_job_minutes" {
+  description = "A job still queued or running this many minutes after it was created counts as overdue and raises the overdue-jobs alert (5-1440)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.overdue_job_minutes >= 5 && var.overdue_job_minutes <= 1440 && floor(var.overdue_job_minutes) == var.overdue_job_minutes
+    error_message = "overdue_job_minutes must be a whole number of minutes between 5 and 1440 (the sweep function's bounds)."
+  }
+}
+
+variable "notification_channels" {
+  description = "Cloud Monitoring notification channel ids (projects/<project>/notificationChannels/<id>) every alert policy notifies; empty opens incidents in the console only."
+  type        = list(string)
+  default     = []
+}
+
+variable "failed_jobs_alert_threshold" {
+  description = "Failed-job log lines tolerated in 10 minutes before the failed-jobs alert fires (0: any failure, bad files included)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.failed_jobs_alert_threshold >= 0
+    error_message = "failed_jobs_alert_threshold must be 0 or more."
+  }
+}
+
+variable "query_5xx_ratio_threshold" {
+  description = "Share of query requests answered 5xx over 5 minutes above which the query-errors alert fires."
+  type        = number
+  default     = 0.05
+
+  validation {
+    condition     = var.query_5xx_ratio_threshold > 0 && var.query_5xx_ratio_threshold < 1
+    error_message = "query_5xx_ratio_threshold must be a fraction between 0 and 1."
+  }
+}

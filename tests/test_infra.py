@@ -20,6 +20,7 @@ import pytest
 from hcl2.api import load as load_hcl
 from hcl2.utils import SerializationOptions
 
+from common.ingestion.monitoring import MAX_OVERDUE_MINUTES, MIN_OVERDUE_MINUTES
 from common.platform import packaging
 from common.platform.config import ENV_PREFIX, Settings
 
@@ -64,6 +65,7 @@ REQUIRED_BY_ENTRY_POINT = {
     "chunk_embed": COMMON_REQUIRED | {"job_timeout_seconds", "max_file_bytes", "max_pdf_pages"},
     "query": COMMON_REQUIRED | {"generation_provider", "generation_model", "max_request_bytes"},
     "dead_letter": COMMON_REQUIRED,
+    "sweep": COMMON_REQUIRED | {"job_timeout_seconds"},
 }
 
 # Settings Terraform leaves at the code's defaults (tunable through var.settings_overrides), and
@@ -306,12 +308,23 @@ def test_no_role_outside_the_allow_list(tf: dict[str, Any]) -> None:
     assert set(publisher) == {
         "gcs_agent_publisher",
         "ingest_publisher",
+        "sweep_jobs_publisher",
         "chunk_embed_dead_letter_publisher",
         "dead_letter_publisher",
     }
     assert "storage_project_service_account" in _one(project["gcs_agent_publisher"]["member"])
-    jobs_publisher = resources(tf, "google_pubsub_topic_iam_member")["ingest_publisher"]
-    assert _one(jobs_publisher["member"]) == '${google_service_account.runtime["ingest"].member}'
+    topics = resources(tf, "google_pubsub_topic_iam_member")
+    for name, account in (("ingest_publisher", "ingest"), ("sweep_jobs_publisher", "sweep")):
+        assert _one(topics[name]["topic"]) == "${google_pubsub_topic.jobs.id}"
+        assert (
+            _one(topics[name]["member"])
+            == f'${{google_service_account.runtime["{account}"].member}}'
+        )
+    # The sweep needs the database and the jobs topic, nothing more.
+    assert set(local(tf, "runtime_project_roles")["sweep"]) == {
+        "roles/cloudsql.client",
+        "roles/cloudsql.instanceUser",
+    }
     # Project-wide object read is only for the builder, and only on function source buckets.
     reader = project["builder_source_reader"]
     assert "gcf-v2-sources-" in _one(_one(reader["condition"])["expression"])
@@ -339,6 +352,109 @@ def test_only_query_is_public_and_event_functions_take_internal_traffic(
     assert public == [("google_cloud_run_v2_service_iam_member", "query_public")]
     query = resources(tf, "google_cloud_run_v2_service_iam_member")["query_public"]
     assert _one(query["name"]) == '${google_cloudfunctions2_function.fn["query"].name}'
+
+
+def test_sweep_function_is_internal_and_invoked_only_by_the_scheduler(tf: dict[str, Any]) -> None:
+    """No public path to the sweep: internal ingress, and run.invoker for the scheduler alone."""
+    sweep = functions(tf)["sweep"]
+    assert sweep["trigger"] == "scheduler"
+    assert sweep["ingress"] == "ALLOW_INTERNAL_ONLY"
+    assert sweep["max_instances"] == 1
+    invokers = resources(tf, "google_cloud_run_v2_service_iam_member")
+    on_sweep = {
+        name
+        for name, body in invokers.items()
+        if _one(body["name"]) == '${google_cloudfunctions2_function.fn["sweep"].name}'
+    }
+    assert on_sweep == {"scheduler_invokes_sweep"}
+    # The shared invoker of the event functions is not granted on the sweep either.
+    shared = _one(invokers["invoker"]["for_each"])
+    assert 'contains(["gcs", "push"], fn.trigger)' in shared
+    assert [n for n, spec in functions(tf).items() if spec["trigger"] == "scheduler"] == ["sweep"]
+
+
+def test_scheduler_calls_the_sweep_with_oidc_as_its_own_account_and_nothing_else(
+    tf: dict[str, Any],
+) -> None:
+    """The job POSTs to the sweep's URL with an OIDC token of an account that can do only that."""
+    [job] = resources(tf, "google_cloud_scheduler_job").values()
+    assert _one(job["schedule"]) == "${var.sweep_schedule}"
+    assert variable_default(tf, "sweep_schedule") in {"* * * * *", "*/2 * * * *"}
+    target = _one(job["http_target"])
+    sweep_uri = '${google_cloudfunctions2_function.fn["sweep"].service_config[0].uri}'
+    assert _one(target["uri"]) == sweep_uri
+    assert _one(target["http_method"]) == "POST"
+    assert "var.overdue_job_minutes" in _one(target["body"])
+    assert "oauth_token" not in target
+    oidc = _one(target["oidc_token"])
+    assert _one(oidc["service_account_email"]) == "${google_service_account.scheduler.email}"
+    assert _one(oidc["audience"]) == sweep_uri
+    # The scheduler's account holds exactly one grant: run.invoker on the sweep's service.
+    held = [
+        (rtype, name, role)
+        for rtype, name, role, member in iam_members(tf)
+        if "google_service_account.scheduler." in member
+    ]
+    assert held == [
+        ("google_cloud_run_v2_service_iam_member", "scheduler_invokes_sweep", "roles/run.invoker")
+    ]
+    # A sweep never outlives the scheduler's wait for it.
+    assert functions(tf)["sweep"]["timeout"] == "${local.sweep_timeout_seconds}"
+    assert _one(job["attempt_deadline"]) == "${local.sweep_timeout_seconds}s"
+    # The window the scheduler sends is one the function accepts.
+    assert MIN_OVERDUE_MINUTES <= variable_default(tf, "overdue_job_minutes") <= MAX_OVERDUE_MINUTES
+
+
+def test_alert_policies_cover_the_four_failures_and_notify_the_channels(
+    tf: dict[str, Any],
+) -> None:
+    """Dead letters, failed jobs, query 5xx ratio, overdue jobs: each notifies the channels."""
+    policies = resources(tf, "google_monitoring_alert_policy")
+    assert set(policies) >= {"dead_letters", "failed_jobs", "query_errors", "overdue_jobs"}
+    assert variable_default(tf, "notification_channels") == []
+    for name, policy in policies.items():
+        assert _one(policy["notification_channels"]) == "${var.notification_channels}", name
+        documentation = _one(policy["documentation"])
+        assert len(_one(documentation["content"])) > 200, f"{name}: say what to do"
+
+    def condition(policy: str, kind: str = "condition_threshold") -> dict[str, Any]:
+        return dict(_one(_one(policies[policy]["conditions"])[kind]))
+
+    dead = condition("dead_letters")
+    assert "pubsub.googleapis.com/subscription/num_undelivered_messages" in dead["filter"]
+    assert "${google_pubsub_subscription.dead_letter.name}" in dead["filter"]
+    assert dead["comparison"] == "COMPARISON_GT" and dead["threshold_value"] == 0
+
+    metrics = resources(tf, "google_logging_metric")
+    failed = condition("failed_jobs")
+    assert "${google_logging_metric.failed_jobs.name}" in failed["filter"]
+    failed_filter = _one(metrics["failed_jobs"]["filter"])
+    for line in ("ingestion failed", "ingestion gave up", "dead-lettered job marked failed"):
+        assert line in failed_filter
+    assert "jsonPayload.message=~" in failed_filter
+    for service in ("chunk-embed", "dead-letter", "sweep"):
+        assert f'resource.labels.service_name="${{local.service_names["{service}"]}}"' in (
+            failed_filter
+        )
+
+    errors = condition("query_errors")
+    assert 'metric.labels.response_code_class="5xx"' in errors["filter"]
+    assert "run.googleapis.com/request_count" in errors["denominator_filter"]
+    assert "5xx" not in errors["denominator_filter"]
+    assert 'local.service_names["query"]' in errors["filter"]
+    assert errors["threshold_value"] == "${var.query_5xx_ratio_threshold}"
+
+    overdue_conditions = policies["overdue_jobs"]["conditions"]
+    overdue = _one(overdue_conditions[0]["condition_threshold"])
+    assert "${google_logging_metric.overdue_jobs.name}" in _one(overdue["filter"])
+    assert _one(overdue["threshold_value"]) == 0
+    overdue_metric = metrics["overdue_jobs"]
+    assert _one(overdue_metric["value_extractor"]) == "EXTRACT(jsonPayload.overdue_jobs)"
+    assert 'local.service_names["sweep"]' in _one(overdue_metric["filter"])
+    assert "jsonPayload.overdue_jobs>0" in _one(overdue_metric["filter"])
+    # And the sweep not running at all is noticed too.
+    absent = _one(overdue_conditions[1]["condition_absent"])
+    assert "${google_logging_metric.sweeps.name}" in _one(absent["filter"])
 
 
 # --- database -----------------------------------------------------------------------------------

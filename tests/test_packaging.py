@@ -27,6 +27,7 @@ SIGNATURES = {
     "chunk_embed": "cloudevent",
     "dead_letter": "cloudevent",
     "query": "http",
+    "sweep": "http",
 }
 
 
@@ -86,7 +87,7 @@ def test_command_line_entry_writes_the_archive(tmp_path: Path) -> None:
 
 
 def test_every_deployed_entry_point_has_a_function_module() -> None:
-    """Terraform deploys these four; each must exist as functions/<name>/main.py."""
+    """Terraform deploys these five; each must exist as functions/<name>/main.py."""
     assert set(packaging.entry_points()) >= set(SIGNATURES)
 
 
