@@ -1,4 +1,4 @@
-# The Cloud Run functions (gen2, Python 3.13): four entry points, five deployments (ingest_trigger
+# The Cloud Run functions (gen2, Python 3.13): five entry points, six deployments (ingest_trigger
 # runs twice, once per storage event), all built from the one source archive. Its main.py
 # re-exports every entry point, so only entry_point differs between them.
 
@@ -31,7 +31,7 @@ resource "google_artifact_registry_repository" "functions" {
 }
 
 resource "google_cloudfunctions2_function" "fn" {
-  #checkov:skip=CKV_GCP_124:Only the query function allows all ingress (a public HTTPS API authenticated by API keys); the event-driven ones are ALLOW_INTERNAL_ONLY, which tests/test_infra.py asserts.
+  #checkov:skip=CKV_GCP_124:Only the query function allows all ingress (a public HTTPS API authenticated by API keys); the event-driven ones and the scheduled sweep are ALLOW_INTERNAL_ONLY, which tests/test_infra.py asserts.
   for_each = local.functions
 
   name        = "${var.name_prefix}-${each.key}"

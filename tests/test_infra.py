@@ -20,7 +20,7 @@ import pytest
 from hcl2.api import load as load_hcl
 from hcl2.utils import SerializationOptions
 
-from common.ingestion.monitoring import MAX_OVERDUE_MINUTES, MIN_OVERDUE_MINUTES
+from common.ingestion.monitoring import MAX_OVERDUE_MINUTES, MIN_OVERDUE_MINUTES, SweepFigures
 from common.platform import packaging
 from common.platform.config import ENV_PREFIX, Settings
 
@@ -606,3 +606,31 @@ def test_readme_documents_every_variable(tf: dict[str, Any]) -> None:
     text = (INFRA / "README.md").read_text()
     undocumented = [name for name in tf["variable"] if f"| `{name}` |" not in text]
     assert not undocumented, f"add to the README's variable table: {undocumented}"
+
+
+# --- monitoring ---------------------------------------------------------------------------------
+
+# Log lines the failed-jobs metric counts: (source file, the message as the code logs it).
+FAILED_JOB_LOG_LINES = [
+    ("common/ingestion/jobs.py", "ingestion failed: %s"),
+    ("common/ingestion/jobs.py", "ingestion gave up: %s"),
+    ("common/ingestion/jobs.py", "embedding request refused: %s"),
+    ("common/ingestion/sweeper.py", "dead-lettered job marked failed"),
+]
+
+
+def test_log_based_metrics_match_the_lines_the_code_logs(tf: dict[str, Any]) -> None:
+    """Renaming a log line the alerts count breaks this test instead of silencing an alert."""
+    root = INFRA.parent
+    metrics = resources(tf, "google_logging_metric")
+    failed_filter = _one(metrics["failed_jobs"]["filter"])
+    patterns = re.findall(r'jsonPayload\.message=~"([^"]+)"', failed_filter)
+    for source, line in FAILED_JOB_LOG_LINES:
+        assert f'"{line}"' in (root / source).read_text(), f"{source} no longer logs {line!r}"
+        assert any(re.search(p, line % "reason" if "%s" in line else line) for p in patterns), line
+    sweep_source = (root / "functions/sweep/main.py").read_text()
+    assert '"job sweep finished"' in sweep_source
+    for name in ("failed_jobs", "overdue_jobs", "sweeps"):
+        assert 'jsonPayload.message=~"^job sweep finished"' in _one(metrics[name]["filter"]), name
+    fields = set(SweepFigures.__dataclass_fields__)
+    assert {"failed", "overdue_jobs"} <= fields  # read by the metric filters and extractor
