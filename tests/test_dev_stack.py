@@ -7,6 +7,7 @@ that no child process or port is left behind.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,7 +15,9 @@ import signal
 import subprocess
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -56,14 +59,46 @@ class Output:
         raise AssertionError(f"never saw {needle!r}; output:\n{self.text()}")
 
 
-def test_dev_stack_ingests_an_inbox_pdf_and_answers_citing_its_page(
-    project_root: Path, tmp_path: Path
-) -> None:
+@dataclass
+class DevStack:
+    """A running `ai-infra dev`, started as the README says, with its ports and banner values."""
+
+    process: subprocess.Popen[str]
+    output: Output
+    ports: dict[str, int]
+    data_dir: Path
+    inbox: Path
+    project_id: str = ""
+    api_key: str = ""
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.ports['query']}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def documents(self) -> list[dict[str, Any]]:
+        listing = httpx.get(
+            f"{self.base}/v1/projects/{self.project_id}/documents", headers=self.headers
+        )
+        assert listing.status_code == 200, listing.text
+        documents: list[dict[str, Any]] = listing.json()["documents"]
+        return documents
+
+    def family(self) -> list[psutil.Process]:
+        children: list[psutil.Process] = psutil.Process(self.process.pid).children(recursive=True)
+        return children
+
+
+def start_dev_stack(project_root: Path, tmp_path: Path) -> DevStack:
     ports = {name: free_port() for name in ("query", "ingest", "chunk", "dead", "gcs", "pubsub")}
+    data_dir, inbox = tmp_path / "data", tmp_path / "inbox"
     command = [
         *README_COMMAND,
-        "--data-dir", str(tmp_path / "data"),
-        "--inbox", str(tmp_path / "inbox"),
+        "--data-dir", str(data_dir),
+        "--inbox", str(inbox),
         "--query-port", str(ports["query"]),
         "--ingest-port", str(ports["ingest"]),
         "--chunk-port", str(ports["chunk"]),
@@ -82,38 +117,77 @@ def test_dev_stack_ingests_an_inbox_pdf_and_answers_citing_its_page(
         text=True,
         start_new_session=True,
     )
-    output = Output(process)
+    stack = DevStack(process, Output(process), ports, data_dir, inbox)
     try:
-        output.wait_for("Press Ctrl-C to stop.", 240, process)
-        banner = output.text()
-        project_id = re.search(r"demo project\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
-        api_key = re.search(r"demo API key\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
-        assert "curl" in banner and api_key in banner
-        family = psutil.Process(process.pid).children(recursive=True)
+        stack.output.wait_for("Press Ctrl-C to stop.", 240, process)
+    except BaseException:
+        stop_dev_stack(stack)
+        raise
+    banner = stack.output.text()
+    stack.project_id = re.search(r"demo project\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
+    stack.api_key = re.search(r"demo API key\s+(\S+)", banner).group(1)  # type: ignore[union-attr]
+    return stack
 
+
+def function_process(stack: DevStack, name: str) -> psutil.Process:
+    """The process `ai-infra dev` started for a function (the leader of its process group)."""
+    [leader] = [
+        p
+        for p in stack.family()
+        if f"--target {name}" in " ".join(p.cmdline()) and os.getpgid(p.pid) == p.pid
+    ]
+    return leader
+
+
+def stop_dev_stack(stack: DevStack) -> None:
+    """Ctrl-C, then check it ended cleanly and left no process or port behind."""
+    family = stack.family() if stack.process.poll() is None else []
+    if stack.process.poll() is None:
+        stack.process.send_signal(signal.SIGINT)
+    try:
+        stack.process.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(stack.process.pid, signal.SIGKILL)
+        raise
+    assert stack.process.returncode == 0, stack.output.text()
+    assert "nothing is left running" in stack.output.text()
+    for child in family:
+        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, child
+    for port in stack.ports.values():
+        assert not port_open(port), f"port {port} still open"
+
+
+def wait_for_status(
+    stack: DevStack, title: str, wanted: set[str], timeout: float
+) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    document: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        document = next((d for d in stack.documents() if d["title"] == title), None)
+        if document is not None and document["status"] in wanted:
+            return document
+        time.sleep(0.2)
+    raise AssertionError(f"{title} is {document}, not {wanted}:\n{stack.output.text()}")
+
+
+def test_dev_stack_ingests_an_inbox_pdf_and_answers_citing_its_page(
+    project_root: Path, tmp_path: Path
+) -> None:
+    stack = start_dev_stack(project_root, tmp_path)
+    try:
+        assert "curl" in stack.output.text() and stack.api_key in stack.output.text()
         pages = [page_text(1, 80), page_text(2, 80), f"{page_text(3, 40)} {FACT}", page_text(4, 80)]
         drop = tmp_path / "staging" / "zephyr manual.pdf"
         drop.parent.mkdir()
         drop.write_bytes(make_pdf(pages))
-        shutil.copy(drop, tmp_path / "inbox" / "demo" / drop.name)
+        shutil.copy(drop, stack.inbox / "demo" / drop.name)
 
-        base = f"http://127.0.0.1:{ports['query']}"
-        headers = {"Authorization": f"Bearer {api_key}"}
-        deadline = time.monotonic() + 240
-        status = None
-        while time.monotonic() < deadline:
-            listing = httpx.get(f"{base}/v1/projects/{project_id}/documents", headers=headers)
-            assert listing.status_code == 200, listing.text
-            documents = listing.json()["documents"]
-            status = documents[0]["status"] if documents else None
-            if status in ("ready", "failed"):
-                break
-            time.sleep(0.5)
-        assert status == "ready", output.text()
+        document = wait_for_status(stack, drop.name, {"ready", "failed"}, 240)
+        assert document["status"] == "ready", stack.output.text()
 
         answer = httpx.post(
-            f"{base}/v1/projects/{project_id}/query",
-            headers=headers,
+            f"{stack.base}/v1/projects/{stack.project_id}/query",
+            headers=stack.headers,
             json={"question": "How long does the Zephyr turbine warranty last?"},
             timeout=120,
         )
@@ -125,16 +199,63 @@ def test_dev_stack_ingests_an_inbox_pdf_and_answers_citing_its_page(
         assert cited["title"] == "zephyr manual.pdf"
         assert cited["page_start"] <= 3 <= cited["page_end"]
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            raise
-    assert process.returncode == 0, output.text()
-    assert "nothing is left running" in output.text()
-    for child in family:
-        assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE, child
-    for port in ports.values():
-        assert not port_open(port), f"port {port} still open"
+        stop_dev_stack(stack)
+
+
+def _chunks(stack: DevStack, document_id: str) -> list[tuple[int, str, int | None]]:
+    from sqlalchemy import create_engine, text
+
+    url = json.loads((stack.data_dir / "dev.json").read_text())["environment"][
+        "AI_INFRA_DATABASE_URL"
+    ]
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT chunk_index, content, page_start FROM document_chunks"
+                    " WHERE document_id = :id ORDER BY chunk_index"
+                ),
+                {"id": document_id},
+            ).all()
+    finally:
+        engine.dispose()
+    return [(int(r[0]), str(r[1]), r[2]) for r in rows]
+
+
+def test_a_worker_killed_mid_job_is_restarted_and_its_document_becomes_ready_unaided(
+    project_root: Path, tmp_path: Path
+) -> None:
+    """kill -9 of chunk_embed while it embeds: the stack restarts it, the job is taken over once
+    its lease runs out, and the document ends ready with exactly a clean run's chunks."""
+    stack = start_dev_stack(project_root, tmp_path)
+    try:
+        pdf = make_pdf([page_text(n, 400) for n in range(1, 41)])
+        staging = tmp_path / "staging"
+        staging.mkdir()
+        (staging / "crash.pdf").write_bytes(pdf)
+        shutil.copy(staging / "crash.pdf", stack.inbox / "demo" / "crash.pdf")
+        wait_for_status(stack, "crash.pdf", {"processing"}, 120)
+        time.sleep(1.0)  # well inside the embedding stage
+        # The whole function (functions-framework's server and its worker), as when Cloud Run
+        # loses an instance: SIGKILL to its process group.
+        os.killpg(function_process(stack, "chunk_embed").pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        healed = wait_for_status(stack, "crash.pdf", {"ready", "failed"}, 120)
+        assert healed["status"] == "ready", stack.output.text()
+        assert time.monotonic() - killed_at <= 120
+        assert healed["last_job"]["attempts"] == 2
+        lines = stack.output.text()
+        assert re.search(r"chunk_embed stopped \(killed by signal 9\); restarting in \d+s", lines)
+        assert "chunk_embed restarted" in lines
+        assert "Traceback" not in lines
+
+        # A clean run of the same bytes under another name: the same chunks, none twice.
+        (staging / "clean.pdf").write_bytes(pdf)
+        shutil.copy(staging / "clean.pdf", stack.inbox / "demo" / "clean.pdf")
+        clean = wait_for_status(stack, "clean.pdf", {"ready", "failed"}, 120)
+        assert clean["status"] == "ready"
+        healed_chunks = _chunks(stack, healed["id"])
+        assert healed_chunks and healed_chunks == _chunks(stack, clean["id"])
+    finally:
+        stop_dev_stack(stack)

@@ -3,7 +3,9 @@
 Embedded Postgres + pgvector (migrated), the GCS emulator, the Pub/Sub emulator wired to the
 worker as in `infra/`, the three functions under functions-framework, a demo tenant, and an
 inbox folder whose files are uploaded and announced with the CloudEvent Eventarc would send.
-Ctrl-C stops every child; nothing is left listening.
+Every part is supervised: one that dies is restarted (`common.localstack.supervisor`), and the
+job sweep runs every `sweep_interval_seconds`, so a crash heals without anyone typing a
+command. Ctrl-C is the only way the stack stops; nothing is left listening.
 """
 
 from __future__ import annotations
@@ -14,19 +16,21 @@ import signal
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
 from common.localstack import functions, gcs, pubsub
+from common.localstack.embedded_pg import EmbeddedPostgres
 from common.localstack.inbox import InboxWatcher
 from common.localstack.processes import Child, port_open
 from common.localstack.push_broker import PushBroker, PushSubscription
 from common.localstack.state import clear_state, running_stack_environment, write_state
+from common.localstack.supervisor import ChildPart, Supervisor
 from common.platform.config import get_settings
 
 DEMO_FILE = "demo.json"
-SWEEP_INTERVAL_SECONDS = 60.0
 
 
 @dataclass
@@ -40,29 +44,45 @@ class DevPorts:
 
 
 @dataclass
-class _Stack:
-    children: list[Child] = field(default_factory=list)
-    database: object | None = None
-    broker: PushBroker | None = None
+class PostgresPart:
+    """The embedded Postgres as a supervised part: restarted in place, same socket and URL."""
+
+    database: EmbeddedPostgres
+    name: str = "postgres"
+
+    def exit_status(self) -> str | None:
+        return None if self.database.postmaster_pid() is not None else "the postmaster is gone"
+
+    def restart(self) -> None:
+        self.database.restart()
 
     def stop(self) -> None:
-        for child in reversed(self.children):
-            child.stop()
-        self.children.clear()
+        self.database.stop()
+
+
+@dataclass
+class _Stack:
+    supervisor: Supervisor = field(default_factory=lambda: Supervisor(report=say))
+    broker: PushBroker | None = None
+
+    def add(
+        self, name: str, start: Callable[[], Child], after_start: Callable[[], None] | None = None
+    ) -> None:
+        self.supervisor.watch(ChildPart(name, start(), start, after_start))
+
+    def stop(self) -> None:
+        self.supervisor.stop_all()  # last started first: functions, emulators, database
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
-        if self.database is not None:
-            self.database.stop()  # type: ignore[attr-defined]
-            self.database = None
-
-
-class DevError(RuntimeError):
-    """A start-up problem the user can fix (port taken, stack already running)."""
 
 
 def say(message: str) -> None:
     print(message, flush=True)
+
+
+class DevError(RuntimeError):
+    """A start-up problem the user can fix (port taken, stack already running)."""
 
 
 def run_dev(
@@ -98,15 +118,12 @@ def run_dev(
         _banner(ports, inbox, demo)
         next_sweep = 0.0
         while not stopping:
+            stack.supervisor.check()
             watcher.scan()
             if time.monotonic() >= next_sweep:
                 _sweep()
-                next_sweep = time.monotonic() + SWEEP_INTERVAL_SECONDS
-            for child in stack.children:
-                if child.process.poll() is not None:
-                    say(f"{child.name} stopped unexpectedly:\n{child.log_tail()}")
-                    return 1
-            time.sleep(1.0)
+                next_sweep = time.monotonic() + get_settings().sweep_interval_seconds
+            time.sleep(0.5)
         say("stopping ...")
         return 0
     finally:
@@ -122,8 +139,9 @@ def _sweep() -> None:
 
     try:
         report = sweep_stuck_jobs()
-    except Exception as error:  # a sweep failing must not take the stack down; say why
-        say(f"job sweep failed: {type(error).__name__}: {error}")
+    except Exception as error:  # e.g. Postgres restarting: say why in one line, sweep again later
+        reason = " ".join(str(error).split())[:200]
+        say(f"job sweep failed: {type(error).__name__}: {reason}")
         return
     if report.requeued or report.failed or report.republished:
         say(
@@ -148,7 +166,7 @@ def _start(stack: _Stack, bucket: str, data_dir: Path, ports: DevPorts) -> dict[
     logs = data_dir / "logs"
     say(f"starting the embedded Postgres + pgvector (data in {data_dir / 'pg'}) ...")
     database = embedded_pg.start(data_dir / "pg")
-    stack.database = database
+    stack.supervisor.watch(PostgresPart(database))
     environment = {
         "AI_INFRA_MODE": "local",
         "AI_INFRA_DATABASE_URL": database.url,
@@ -162,8 +180,9 @@ def _start(stack: _Stack, bucket: str, data_dir: Path, ports: DevPorts) -> dict[
     say(f"database migrated to {migrate.head_revision()}")
 
     say(f"starting the GCS emulator on :{ports.gcs} ...")
-    stack.children.append(
-        gcs.start_gcs_emulator(port=ports.gcs, data_dir=data_dir / "gcs", log_dir=logs)
+    stack.add(
+        "gcs-emulator",
+        lambda: gcs.start_gcs_emulator(port=ports.gcs, data_dir=data_dir / "gcs", log_dir=logs),
     )
     get_blob_store().ensure_bucket(bucket)
 
@@ -171,22 +190,31 @@ def _start(stack: _Stack, bucket: str, data_dir: Path, ports: DevPorts) -> dict[
     worker_url = f"http://127.0.0.1:{ports.chunk_embed}/"
     if pubsub.gcloud_available():
         say(f"starting the Pub/Sub emulator on :{ports.pubsub} ...")
-        stack.children.append(
-            pubsub.start_pubsub_emulator(
+        environment["AI_INFRA_PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{ports.pubsub}"
+        os.environ.update(environment)
+        _refresh(reset_engine, reset_blob_store, reset_publisher)
+
+        def wire() -> None:
+            # The emulator keeps nothing across a restart: topics and subscriptions again
+            # (lost messages are published again by the job sweep).
+            reset_publisher()
+            pubsub.wire_topics(
+                get_settings(),
+                push_endpoint=worker_url,
+                dead_letter_endpoint=f"http://127.0.0.1:{ports.dead_letter}/",
+            )
+
+        stack.add(
+            "pubsub-emulator",
+            lambda: pubsub.start_pubsub_emulator(
                 port=ports.pubsub,
                 project=settings.gcp_project,
                 data_dir=data_dir / "pubsub",
                 log_dir=logs,
-            )
+            ),
+            after_start=wire,
         )
-        environment["AI_INFRA_PUBSUB_EMULATOR_HOST"] = f"127.0.0.1:{ports.pubsub}"
-        os.environ.update(environment)
-        _refresh(reset_engine, reset_blob_store, reset_publisher)
-        pubsub.wire_topics(
-            get_settings(),
-            push_endpoint=worker_url,
-            dead_letter_endpoint=f"http://127.0.0.1:{ports.dead_letter}/",
-        )
+        wire()
     else:
         say(
             "the Google Cloud SDK (gcloud) is not installed, so the Pub/Sub emulator is not "
@@ -220,10 +248,14 @@ def _start(stack: _Stack, bucket: str, data_dir: Path, ports: DevPorts) -> dict[
     for name in ("chunk_embed", "dead_letter", "ingest_trigger", "query"):
         port = getattr(ports, name)
         say(f"starting {name} on :{port} ...")
-        stack.children.append(
-            functions.start_function(name, port=port, env=environment, log_dir=logs)
-        )
+        stack.add(name, _function_starter(name, port, environment, logs))
     return environment
+
+
+def _function_starter(
+    name: str, port: int, environment: dict[str, str], logs: Path
+) -> Callable[[], Child]:
+    return lambda: functions.start_function(name, port=port, env=environment, log_dir=logs)
 
 
 def _refresh(*resets: object) -> None:

@@ -40,6 +40,21 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         self.server.cleanup()
 
+    def postmaster_pid(self) -> int | None:
+        """The live postmaster's pid, or None when the server is down (killed, crashed)."""
+        from pgserver.utils import PostmasterInfo
+
+        try:
+            info = PostmasterInfo.read_from_pgdata(self.server.pgdata)
+        except (OSError, ValueError, IndexError, KeyError):  # being rewritten by a (re)start
+            return None
+        return int(info.pid) if info is not None and info.is_running() else None
+
+    def restart(self) -> None:
+        """Start the server again in the same folder, on the same socket (so the same URL)."""
+        with self.server._lock:  # pgserver's inter-process lock around start-up
+            self.server.ensure_postgres_running()
+
 
 def url_for(socket_dir: str, database: str) -> str:
     return f"postgresql+pg8000://postgres@/{database}?unix_sock={socket_dir}/.s.PGSQL.5432"

@@ -3,7 +3,9 @@
 A file is taken once its size and mtime have been stable for one scan (so half-copied files are
 not uploaded), uploaded to the GCS emulator as `<project_id>/<relative path>`, and the finalize
 CloudEvent is posted to ingest_trigger exactly as Eventarc would. Unchanged content (same MD5)
-is not uploaded again. Polling keeps it portable and dependable on every filesystem.
+is not uploaded again. A file whose upload or event fails (an emulator or the trigger is
+restarting) is reported in one line and tried again on the next scans, as Eventarc retries an
+undelivered event. Polling keeps it portable and dependable on every filesystem.
 """
 
 from __future__ import annotations
@@ -13,8 +15,11 @@ import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+import httpx
+
 from common.ingestion.extract import sniff_mime_type
 from common.localstack.eventarc import FINALIZED, send_storage_event
+from common.platform.errors import TransientError
 from common.platform.storage import get_blob_store
 
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".swp", "~")
@@ -37,6 +42,7 @@ class InboxWatcher:
         self.report = report
         self._seen: dict[Path, tuple[int, float]] = {}
         self._sent: dict[Path, str] = {}
+        self._unannounced: set[Path] = set()  # uploaded, but no event has reached the trigger
 
     def prepare(self, folders: Iterable[str]) -> None:
         for folder in folders:
@@ -47,7 +53,10 @@ class InboxWatcher:
     def scan(self) -> None:
         for path in sorted(self.root.glob("*/**/*")):
             if path.is_file() and not self._ignored(path):
-                self._consider(path)
+                try:
+                    self._consider(path)
+                except (OSError, httpx.HTTPError, TransientError) as error:
+                    self.report(f"inbox: {path.name} not handed over yet ({error}); will retry")
 
     def _ignored(self, path: Path) -> bool:
         relative = path.relative_to(self.root)
@@ -79,10 +88,17 @@ class InboxWatcher:
         name = f"{project_id}/{'/'.join(rest)}"
         store = get_blob_store()
         current = store.stat(self.bucket, name)
-        if current is not None and current.md5_hex == digest:
+        unchanged = current is not None and current.md5_hex == digest
+        if unchanged and path not in self._unannounced:
             self._sent[path] = digest
             return
-        blob = store.upload(self.bucket, name, data, sniff_mime_type(path.name, None))
+        if current is not None and unchanged:
+            blob = current
+        else:
+            blob = store.upload(self.bucket, name, data, sniff_mime_type(path.name, None))
+        self._unannounced.add(path)
         response = send_storage_event(self.event_sink_url, FINALIZED, blob)
+        response.raise_for_status()  # Eventarc retries a failed delivery; so do we
+        self._unannounced.discard(path)
         self._sent[path] = digest
         self.report(f"inbox: uploaded {path.name} -> {blob.gcs_uri} ({response.status_code})")
