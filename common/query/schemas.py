@@ -6,7 +6,15 @@ import re
 import uuid
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 MAX_QUESTION_CHARS = 4000
 MAX_SYSTEM_PROMPT_CHARS = 8000
@@ -35,20 +43,42 @@ StorableText = Annotated[str, AfterValidator(_storable)]
 """A string every layer can carry: the type of each text field and parameter the API accepts."""
 
 
+def _whole_number(value: object) -> object:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer as JSON Schema (and so the OpenAPI document) defines it: 42.0 is one, 42.5 is not.
+# Place it after the Field constraints, which then still appear in the JSON schema.
+WHOLE_NUMBER = BeforeValidator(_whole_number)
+
+
 class QueryRequest(BaseModel):
     """The body of `POST /v1/projects/{project_id}/query`; unknown fields are refused."""
 
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        strict=True,
+        frozen=True,
+        # The one cross-field rule, stated in the schema too (see _stream_needs_answer).
+        json_schema_extra={
+            "not": {
+                "required": ["stream", "mode"],
+                "properties": {"stream": {"const": True}, "mode": {"const": "retrieve"}},
+            }
+        },
+    )
 
     question: Annotated[StorableText, Field(min_length=1, max_length=MAX_QUESTION_CHARS)]
-    top_k: Annotated[int | None, Field(ge=1, le=MAX_TOP_K)] = None
+    top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K), WHOLE_NUMBER] | None = None
     min_score: Annotated[float | None, Field(ge=0, le=1)] = None
     mode: Literal["answer", "retrieve"] = "answer"
     system_prompt: Annotated[
         StorableText | None, Field(min_length=1, max_length=MAX_SYSTEM_PROMPT_CHARS)
     ] = None
     temperature: Annotated[float | None, Field(ge=0, le=2)] = None
-    max_output_tokens: Annotated[int | None, Field(ge=1, le=MAX_OUTPUT_TOKENS)] = None
+    max_output_tokens: Annotated[int, Field(ge=1, le=MAX_OUTPUT_TOKENS), WHOLE_NUMBER] | None = None
     document_ids: Annotated[
         list[uuid.UUID] | None, Field(min_length=1, max_length=MAX_DOCUMENT_FILTER)
     ] = None
