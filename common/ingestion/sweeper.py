@@ -108,7 +108,13 @@ def sweep_stuck_jobs(now: datetime | None = None) -> SweepReport:
             if job is None or document is None or document.gcs_uri is None:
                 continue
             if document.generation != job.generation:
-                continue  # superseded: the worker skips it when its message arrives
+                # Superseded: the newer generation has its own job; close this one, or a lost
+                # message would leave it queued for ever.
+                job.status = JobStatus.FAILED
+                job.error_message = f"superseded by generation {document.generation}"
+                job.finished_at = now
+                job.lease_expires_at = None
+                continue
             bucket, name = split_gcs_uri(document.gcs_uri)
             if job.status is JobStatus.RUNNING and not lease_is_live(job, now, settings):
                 if job.attempts >= settings.max_delivery_attempts:
