@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -259,3 +260,33 @@ def test_db_commands_in_cloud_mode_say_what_to_do_instead(
     monkeypatch.setenv("AI_INFRA_DATABASE_URL", "postgresql+pg8000://ops:pw@127.0.0.1:6543/app")
     refresh_settings()
     assert_user_error(cli("db", "reset", "--yes"), "refusing to reset")
+
+
+# The README's "Common tasks" commands, by their first words, as the tests above run them.
+EXERCISED = {
+    ("alembic", "upgrade", "head"),
+    ("alembic", "current"),
+    ("alembic", "check"),
+    ("alembic", "downgrade", "base"),
+    ("alembic", "downgrade", "-1"),
+    ("alembic", "revision", "--autogenerate"),
+    ("ai-infra", "db", "shell"),
+    ("ai-infra", "db", "url"),
+    ("ai-infra", "db", "reset"),
+}
+
+
+def test_the_readme_common_tasks_are_the_commands_tested_here(project_root: Path) -> None:
+    readme = (project_root / "README.md").read_text()
+    section = readme.split("\n## Common tasks\n", 1)[1].split("\n## ", 1)[0]
+    prefix = "uv run --extra local "
+    commands = [
+        part.strip().removeprefix(prefix)
+        for line in section.splitlines()
+        if line.startswith(f"    {prefix}")
+        for part in line.split("&&")
+    ]
+    assert len(commands) >= 8
+    for command in commands:
+        words = tuple(shlex.split(command))
+        assert any(words[: len(known)] == known for known in EXERCISED), command
