@@ -290,3 +290,24 @@ def test_the_readme_common_tasks_are_the_commands_tested_here(project_root: Path
     for command in commands:
         words = tuple(shlex.split(command))
         assert any(words[: len(known)] == known for known in EXERCISED), command
+
+
+def test_alembic_given_a_connection_migrates_it_and_starts_nothing(
+    scratch_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In-process callers hand env.py their connection; local settings are not consulted."""
+    from alembic import command
+
+    monkeypatch.delenv("AI_INFRA_DATABASE_URL", raising=False)
+    monkeypatch.setenv("AI_INFRA_LOCAL_DATA_DIR", str(tmp_path))
+    refresh_settings()
+    engine = create_engine(scratch_url, poolclass=NullPool)
+    try:
+        with engine.begin() as connection:
+            config = migrate.alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    finally:
+        engine.dispose()
+    assert "teams" in table_names(scratch_url)
+    assert not (tmp_path / "pg").exists()
