@@ -39,7 +39,10 @@ def _storable(value: str) -> str:
     return value
 
 
-StorableText = Annotated[str, AfterValidator(_storable)]
+# The schema says it too (JSON Schema cannot name a lone surrogate: valid UTF-8 JSON has none).
+StorableText = Annotated[
+    str, AfterValidator(_storable), Field(json_schema_extra={"pattern": "^[^\\u0000]*$"})
+]
 """A string every layer can carry: the type of each text field and parameter the API accepts."""
 
 

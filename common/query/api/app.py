@@ -12,12 +12,13 @@ import time
 import uuid
 
 import flask
+from werkzeug.exceptions import HTTPException, NotFound
 
 from common.platform.config import get_settings
 from common.platform.log import request_id_var, trace_var
 from common.query.api import handlers
 from common.query.api.context import REQUEST_ID_HEADER, RequestContext, request_id_from, trace_from
-from common.query.api.errors import reply_for
+from common.query.api.errors import ErrorReply, reply_for
 from common.query.api.openapi import build_openapi
 from common.query.api.responses import error_response, json_response
 from common.query.api.routing import Route, Router
@@ -28,7 +29,11 @@ logger = logging.getLogger("common.query.api.access")
 
 _DOCUMENT_QUERY: tuple[tuple[str, dict[str, object], str], ...] = (
     ("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}, "Page size."),
-    ("cursor", {"type": "string"}, "The next_cursor of the previous page."),
+    (
+        "cursor",
+        {"type": "string", "minLength": 1, "maxLength": 512, "pattern": "^[^\\u0000]*$"},
+        "The next_cursor of the previous page.",
+    ),
     (
         "status",
         {"type": "string", "enum": ["uploaded", "processing", "ready", "failed"]},
@@ -143,6 +148,23 @@ def handle(request: flask.Request) -> flask.Response:
     finally:
         request_id_var.reset(id_token)
         trace_var.reset(trace_token)
+    return response
+
+
+def framework_error(error: HTTPException) -> flask.Response:
+    """An error the serving framework raises before `handle` runs, as our JSON error.
+
+    functions-framework's catch-all route cannot match some paths (one holding a newline) and
+    answers /robots.txt itself; register this with `functions_framework.errorhandler`.
+    """
+    if isinstance(error, NotFound):
+        return handle(flask.request)  # the router's own 404, with request id and access log
+    status = error.code or 500
+    code = (error.name or "error").lower().replace(" ", "_")
+    response = error_response(ErrorReply(status, code, error.name or "error"))
+    response.headers[REQUEST_ID_HEADER] = request_id_from(
+        flask.request.headers.get(REQUEST_ID_HEADER)
+    )
     return response
 
 

@@ -55,6 +55,28 @@ def _schemas(routes: Sequence[Route]) -> tuple[dict[Any, Any], dict[str, Any]]:
     return refs, definitions.get("$defs", {})
 
 
+def _event_schema(done: dict[str, Any], refs: dict[Any, Any]) -> dict[str, Any]:
+    """One server-sent event (OpenAPI 3.1 has no itemSchema yet: the schema is per event)."""
+    delta = {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}
+    return {
+        "type": "object",
+        "description": (
+            "With stream=true: `event: delta` events (data {text}), then one `event: done` whose "
+            "data is the JSON response above; a failure after the first event is `event: error` "
+            "with the error body."
+        ),
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"enum": ["delta", "done", "error"]},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": {"anyOf": [delta, done, refs[(ErrorResponse, "serialization")]]},
+            },
+        },
+    }
+
+
 def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = [
         {
@@ -80,16 +102,7 @@ def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
         schema = refs[(route.response_model, "serialization")]
         success["content"] = {"application/json": {"schema": schema}}
         if route.streams:
-            success["content"]["text/event-stream"] = {
-                "schema": {
-                    "type": "string",
-                    "description": (
-                        "With stream=true: `event: delta` events (data {text}), then one "
-                        "`event: done` whose data is the JSON response above; a failure after "
-                        "the first event is `event: error` with the error body."
-                    ),
-                }
-            }
+            success["content"]["text/event-stream"] = {"schema": _event_schema(schema, refs)}
     responses: dict[str, Any] = {"200": success}
     statuses = set(route.statuses) | set(_ALWAYS)
     if route.authenticated:
