@@ -29,6 +29,7 @@ from tests.pdfs import make_pdf, page_text
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 README_COMMAND = ["uv", "run", "--extra", "local", "ai-infra", "dev"]
+CLI = ["uv", "run", "--extra", "local", "ai-infra"]
 FACT = "The Zephyr turbine warranty lasts exactly seven years from installation."
 
 
@@ -257,5 +258,28 @@ def test_a_worker_killed_mid_job_is_restarted_and_its_document_becomes_ready_una
         assert clean["status"] == "ready"
         healed_chunks = _chunks(stack, healed["id"])
         assert healed_chunks and healed_chunks == _chunks(stack, clean["id"])
+
+        # Postgres killed while a user waits on `ai-infra upload --wait`: the stack restarts
+        # it and the command rides out the outage, with no traceback.
+        (staging / "outage.pdf").write_bytes(make_pdf([page_text(n, 400) for n in range(1, 21)]))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AI_INFRA_")}
+        env["AI_INFRA_LOCAL_DATA_DIR"] = str(stack.data_dir)
+        upload = subprocess.Popen(
+            [*CLI, "upload", "--project", stack.project_id, str(staging / "outage.pdf"), "--wait"],
+            cwd=project_root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        wait_for_status(stack, "outage.pdf", {"processing"}, 120)
+        postmaster = int((stack.data_dir / "pg" / "postmaster.pid").read_text().split()[0])
+        os.kill(postmaster, signal.SIGKILL)
+        stdout, stderr = upload.communicate(timeout=200)
+        assert upload.returncode == 0, stdout + stderr
+        assert "Traceback" not in stdout + stderr
+        assert "ready" in stdout
+        stack.output.wait_for("postgres restarted", 60, stack.process)
+        assert "postgres stopped (the postmaster is gone)" in stack.output.text()
     finally:
         stop_dev_stack(stack)

@@ -48,6 +48,9 @@ def root(
     if debug:
         logging.basicConfig(level=logging.DEBUG, format="%(levelname)s %(name)s: %(message)s")
     else:
+        # Library log records (a connection pool's traceback while Postgres restarts) would
+        # reach stderr through logging's last-resort handler: errors are our one line instead.
+        logging.getLogger().addHandler(logging.NullHandler())
         # The embedded Postgres' lock folder falls back to /tmp where XDG_RUNTIME_DIR is unset
         # (root in containers); that is fine, and not worth a warning on every command.
         warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")

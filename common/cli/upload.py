@@ -39,7 +39,7 @@ UNCHANGED = "unchanged"
 TOO_LARGE = "too large"
 ERROR = "error"
 
-EVENT_ATTEMPTS = 3
+EVENT_ATTEMPTS = 6  # 31 s of backoff: rides out a restarting trigger or database
 POLL_SECONDS = 0.5
 MAX_OBJECT_NAME_BYTES = 1024
 
@@ -200,6 +200,7 @@ def wait_for_documents(
     items: list[Item], project_id: uuid.UUID, bucket: str, timeout: float, show_progress: bool
 ) -> bool:
     """Poll the documents rows until every uploaded file is ready or failed; False on timeout."""
+    from sqlalchemy import exc as sa_exc
     from sqlalchemy import select
 
     from common.platform.models import Document
@@ -211,12 +212,21 @@ def wait_for_documents(
         status.start()
     try:
         while True:
-            with transaction() as session:
-                rows = session.scalars(
-                    select(Document)
-                    .where(Document.project_id == project_id)
-                    .where(Document.gcs_uri.in_(list(watched)))
-                ).all()
+            try:
+                with transaction() as session:
+                    rows = session.scalars(
+                        select(Document)
+                        .where(Document.project_id == project_id)
+                        .where(Document.gcs_uri.in_(list(watched)))
+                    ).all()
+            except (sa_exc.OperationalError, sa_exc.InterfaceError):
+                # The database is restarting (the dev stack restarts it): keep waiting, as
+                # asked, until it is back or the timeout runs out.
+                status.update("waiting for ingestion: the database is unavailable, retrying")
+                if time.monotonic() >= deadline:
+                    return False
+                time.sleep(POLL_SECONDS)
+                continue
             by_uri = {row.gcs_uri: row for row in rows}
             settled = 0
             for uri, item in watched.items():
