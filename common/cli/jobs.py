@@ -1,6 +1,7 @@
 """`ai-infra jobs sweep`: re-queue jobs whose worker vanished, fail those out of attempts.
 
-The dev stack runs the same sweep every minute; in the cloud run it from a scheduler or by hand.
+The dev stack runs the same sweep every `sweep_interval_seconds` and the cloud every minute
+(Cloud Scheduler calls the `sweep` function); this runs it once, by hand.
 """
 
 import typer
@@ -14,7 +15,7 @@ app = typer.Typer(no_args_is_help=True, help="Ingestion jobs: sweep stuck ones."
 
 @app.command("sweep")
 def sweep_command(ctx: typer.Context) -> None:
-    """Re-queue jobs running past the function timeout; fail those with no attempts left."""
+    """Re-queue jobs whose lease ran out, republish lost messages; fail jobs out of attempts."""
     from common.ingestion.sweeper import sweep_stuck_jobs
 
     connect(ctx, need_stack=True)
