@@ -30,6 +30,7 @@ TARGETS = ("own", "own", "own", "other", "generated")
 GARBAGE_KEYS = ("Bearer aik_not-a-key", "Basic dXNlcjpwYXNz", "Bearer", "Bearer \xe9t\xe9")
 
 schema = schemathesis.pytest.from_fixture("api_schema")
+FuzzCase = schemathesis.Case[Any]
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,7 @@ def api_schema(query_api: QueryApi, fuzz_targets: FuzzTargets) -> schemathesis.B
     return schemathesis.openapi.from_dict(response.json(), config=config)
 
 
-def _negative_at(case: schemathesis.Case, location: str) -> bool:
+def _negative_at(case: FuzzCase, location: str) -> bool:
     """Whether the generator made this part of the request invalid on purpose."""
     meta = case.meta
     return meta is not None and any(
@@ -90,7 +91,7 @@ def _negative_at(case: schemathesis.Case, location: str) -> bool:
     )
 
 
-def _path_parameters(case: schemathesis.Case, targets: FuzzTargets, choice: str) -> None:
+def _path_parameters(case: FuzzCase, targets: FuzzTargets, choice: str) -> None:
     """Point generated ids at real rows ("own", "other") or keep the generated ones.
 
     A negative case's invalid path parameters stay: they are what the case tests.
@@ -104,7 +105,7 @@ def _path_parameters(case: schemathesis.Case, targets: FuzzTargets, choice: str)
             case.path_parameters[name] = str(real[name])
 
 
-def _authorization(case: schemathesis.Case, targets: FuzzTargets, key: str) -> dict[str, str]:
+def _authorization(case: FuzzCase, targets: FuzzTargets, key: str) -> dict[str, str]:
     """Extra headers for the call: a valid key is the caller's own, not generated data.
 
     Headers the generator made invalid on purpose (a missing or malformed credential) stay.
@@ -113,12 +114,10 @@ def _authorization(case: schemathesis.Case, targets: FuzzTargets, key: str) -> d
         return {}
     if key == "valid":  # sent over whatever was generated; the case itself stays as generated
         return {"Authorization": f"Bearer {targets.tenant.api_key}"}
-    headers: dict[str, Any] = dict(case.headers or {})
     if key == "none":
-        headers.pop("Authorization", None)
+        case.headers.pop("Authorization", None)
     else:
-        headers["Authorization"] = _choice(case, "garbage", GARBAGE_KEYS)
-    case.headers = headers
+        case.headers["Authorization"] = _choice(case, "garbage", GARBAGE_KEYS)
     return {}
 
 
@@ -143,7 +142,7 @@ def _assert_safe(response: schemathesis.Response) -> None:
         assert all(isinstance(v, str) and v for v in body["error"].values()), sent
 
 
-def _choice[T](case: schemathesis.Case, salt: str, options: tuple[T, ...]) -> T:
+def _choice[T](case: FuzzCase, salt: str, options: tuple[T, ...]) -> T:
     """A choice that is a function of the generated request, so a seeded run repeats exactly.
 
     (Not a hypothesis strategy: `schema.given` would switch off schemathesis' coverage phase.)
@@ -154,7 +153,7 @@ def _choice[T](case: schemathesis.Case, salt: str, options: tuple[T, ...]) -> T:
 
 @schema.parametrize()
 def test_generated_requests_never_fail_the_server(
-    case: schemathesis.Case, fuzz_targets: FuzzTargets
+    case: FuzzCase, fuzz_targets: FuzzTargets
 ) -> None:
     _path_parameters(case, fuzz_targets, _choice(case, "target", TARGETS))
     headers = _authorization(case, fuzz_targets, _choice(case, "key", KEYS))
