@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import uuid
 
 import httpx
@@ -255,3 +256,64 @@ def test_openapi_document_validates_and_lists_exactly_the_served_routes(
     assert {"200", "401", "404", "413", "415", "422", "429"} <= set(query["responses"])
     schema = document["components"]["schemas"]["QueryRequest"]
     assert schema["properties"]["top_k"]["anyOf"][0]["maximum"] == 50
+
+
+UNSTORABLE = "must not contain NUL"
+
+
+@pytest.mark.parametrize(
+    ("content", "field"),
+    [
+        (b'{"question": "a\\u0000b"}', "question"),
+        (b'{"question": "q", "system_prompt": "be\\u0000brief"}', "system_prompt"),
+        (b'{"question": "a\\ud800b"}', "question"),  # a lone surrogate: valid JSON syntax
+        (b'{"question": "q", "system_prompt": "\\udc00"}', "system_prompt"),
+        (b'{"question": "q", "document_ids": ["\\ud800"]}', "document_ids.0"),
+    ],
+)
+def test_nul_and_lone_surrogates_are_422_naming_the_field(
+    query_api: QueryApi, corpus: Corpus, content: bytes, field: str
+) -> None:
+    """Postgres text cannot hold NUL and UTF-8 cannot encode a lone surrogate: refused up front."""
+    message = _error(_post_raw(query_api, corpus.tenant, content), 422, "validation_error")
+    assert message.startswith(f"{field}:") or f"; {field}:" in message, message
+
+
+def test_nul_in_the_documents_cursor_or_a_path_id_is_not_a_server_error(
+    query_api: QueryApi, corpus: Corpus
+) -> None:
+    headers = {"Authorization": f"Bearer {corpus.tenant.api_key}"}
+    listing = query_api.client.get(
+        f"/v1/projects/{corpus.tenant.project_id}/documents?cursor=a%00b", headers=headers
+    )
+    assert _error(listing, 422, "validation_error").startswith(f"cursor: {UNSTORABLE}")
+    _error(query_api.client.get("/v1/documents/%00", headers=headers), 404, "not_found")
+    _error(query_api.client.get("/v1/projects/%00/documents", headers=headers), 404)
+
+
+def test_a_key_with_nul_or_non_ascii_is_401(query_api: QueryApi, corpus: Corpus) -> None:
+    """The app refuses such a key before any lookup; over HTTP the server may refuse NUL first."""
+    import flask
+
+    from common.query.api import handle
+
+    path = f"/v1/projects/{corpus.tenant.project_id}/documents"
+    for key in (f"{corpus.tenant.api_key}\x00", "a\x00b", "\x01"):
+        with flask.Flask(__name__).test_request_context(
+            path, headers={"Authorization": f"Bearer {key}"}
+        ):
+            response = handle(flask.request)
+        assert response.status_code == 401, response.get_data(as_text=True)
+        assert json.loads(response.get_data())["error"]["code"] == "unauthenticated"
+    latin = query_api.client.get(
+        path, headers={b"Authorization": "Bearer \xe9t\xe9".encode("latin-1")}
+    )
+    _error(latin, 401, "unauthenticated")
+    host, port = query_api.base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer a\x00b\r\n"
+            "Connection: close\r\n\r\n".encode("latin-1")
+        )
+        status_line = connection.makefile("rb").readline()
+    assert status_line.split()[1] in (b"400", b"401"), status_line  # never a 500
