@@ -7,6 +7,9 @@ an unreachable database and bugs each end in one stderr line and a distinct exit
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -158,3 +161,24 @@ def test_global_flags_after_a_double_dash_are_arguments() -> None:
         "--",
         "--json",
     ]
+
+
+def test_a_missing_cloud_setting_is_one_line_even_before_the_commands_load(
+    tmp_path: Path,
+) -> None:
+    """The schema models read settings on import; the console script still prints one line."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AI_INFRA_")}
+    env["AI_INFRA_MODE"] = "cloud"
+    script = Path(sys.executable).with_name("ai-infra")
+    result = subprocess.run(
+        [str(script), "teams", "list"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and "AI_INFRA_DB_INSTANCE_CONNECTION_NAME" in line
