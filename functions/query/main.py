@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import flask
 import functions_framework
+from werkzeug.exceptions import HTTPException
 
 from common.platform.runtime import start_function
-from common.query.api import handle
+from common.query.api import framework_error, handle
 
 start_function()
+# functions-framework answers some requests itself (a path its catch-all route cannot match):
+# those become our JSON errors too.
+functions_framework.errorhandler(HTTPException)(framework_error)
 
 
 @functions_framework.http
