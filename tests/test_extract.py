@@ -141,7 +141,8 @@ def test_empty_file_is_rejected():
 def test_unsupported_type_is_rejected_with_the_supported_list():
     fails_with(
         b"\x89PNG\r\n\x1a\n....",
-        "unsupported file type 'image/png' (supported: PDF, plain text, Markdown, HTML)",
+        "unsupported file type 'image/png' "
+        "(supported: PDF, Word (.docx), plain text, Markdown, HTML)",
         mime_type="image/png",
     )
     fails_with(b"GIF89a", "unsupported file type 'image/gif'", filename="pic.gif")
@@ -268,6 +269,11 @@ def test_html_yields_visible_text_with_block_structure():
         ("notes.md", None, "text/markdown"),
         ("notes.MARKDOWN", "application/octet-stream", "text/markdown"),
         ("dir/report.pdf", None, "application/pdf"),
+        (
+            "Minutes.DOCX",
+            "application/octet-stream",
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        ),
         ("page.htm", "", "text/html"),
         ("a.txt", "Text/Plain; charset=utf-8", "text/plain"),
         ("a.pdf", "text/plain", "text/plain"),  # a specific declared type is trusted

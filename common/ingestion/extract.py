@@ -1,11 +1,11 @@
 """Uploaded bytes to one normalised text with page spans: the input of chunking.
 
-Formats: PDF (page by page, page numbers kept), plain text (any text/* type), Markdown, HTML
-(visible text). Pages are normalised one by one (see `common.ingestion.extractors.normalize`)
-and joined with a blank line, so a page span is exact and no paragraph crosses a page.
-Non-paged formats have one page, numbered 1. Every kind of bad input raises
-`PermanentIngestionError` with a message that is safe to show to users (it never quotes
-document text).
+Formats: PDF (page by page, page numbers kept), Word .docx (body text in reading order), plain
+text (any text/* type), Markdown, HTML (visible text). Pages are normalised one by one (see
+`common.ingestion.extractors.normalize`) and joined with a blank line, so a page span is exact
+and no paragraph crosses a page. Non-paged formats have one page, numbered 1. Every kind of bad
+input raises `PermanentIngestionError` with a message that is safe to show to users (it never
+quotes document text).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import mimetypes
 from dataclasses import dataclass
 from enum import StrEnum
 
+from common.ingestion.extractors.docx import MIME_TYPE as DOCX_MIME_TYPE
+from common.ingestion.extractors.docx import extract_docx_text, is_docx
 from common.ingestion.extractors.html import declared_charset, html_to_text
 from common.ingestion.extractors.markdown import markdown_to_text
 from common.ingestion.extractors.normalize import UnicodeForm, has_text, normalize_text
@@ -31,10 +33,11 @@ GENERIC_MIME_TYPES = frozenset(
         "application/x-download",
     }
 )
-SUPPORTED = "PDF, plain text, Markdown, HTML"
+SUPPORTED = "PDF, Word (.docx), plain text, Markdown, HTML"
 # Explicit, so results do not depend on the host's /etc/mime.types.
 _BY_EXTENSION = {
     ".pdf": "application/pdf",
+    ".docx": DOCX_MIME_TYPE,
     ".txt": "text/plain",
     ".text": "text/plain",
     ".md": "text/markdown",
@@ -64,6 +67,7 @@ class ExtractedText:
 
 class _Kind(StrEnum):
     PDF = "pdf"
+    DOCX = "docx"
     TEXT = "text"
     MARKDOWN = "markdown"
     HTML = "html"
@@ -101,6 +105,10 @@ def extract_text(
         return _assemble(
             extract_pdf_pages(data, max_pages=max_pages), form="NFKC", empty=_NO_TEXT_PDF
         )
+    if kind is _Kind.DOCX:
+        return _assemble(
+            [extract_docx_text(data)], form="NFC", empty="no text in the Word document"
+        )
     if kind is _Kind.HTML:
         source = decode_text(data, declared_charset=charset or declared_charset(data))
         return _assemble([html_to_text(source)], form="NFC", empty="no visible text in the HTML")
@@ -132,8 +140,11 @@ def _assemble(raw_pages: list[str], *, form: UnicodeForm, empty: str) -> Extract
 
 def _resolve_kind(data: bytes, mime_type: str | None, filename: str) -> tuple[_Kind, str | None]:
     """The format to parse and the charset the MIME type declares (if any)."""
-    if _base_type(mime_type) in (None, *GENERIC_MIME_TYPES) and _is_pdf(data):
-        return _Kind.PDF, None
+    if _base_type(mime_type) in (None, *GENERIC_MIME_TYPES):
+        if _is_pdf(data):
+            return _Kind.PDF, None
+        if is_docx(data):
+            return _Kind.DOCX, None
     resolved = sniff_mime_type(filename, mime_type)
     if resolved is None or resolved in GENERIC_MIME_TYPES:
         if _is_pdf(data):
@@ -150,6 +161,8 @@ def _resolve_kind(data: bytes, mime_type: str | None, filename: str) -> tuple[_K
 def _kind_of(mime: str) -> _Kind | None:
     if mime in {"application/pdf", "application/x-pdf"}:
         return _Kind.PDF
+    if mime == DOCX_MIME_TYPE:
+        return _Kind.DOCX
     if mime in {"text/markdown", "text/x-markdown"}:
         return _Kind.MARKDOWN
     if mime in {"text/html", "application/xhtml+xml"}:

@@ -79,5 +79,5 @@ def _binary_share(data: bytes) -> float:
 def _binary() -> PermanentIngestionError:
     return PermanentIngestionError(
         "the file does not look like text (it contains binary data); "
-        "supported: PDF, plain text, Markdown, HTML"
+        "supported: PDF, Word (.docx), plain text, Markdown, HTML"
     )
