@@ -103,6 +103,16 @@ class Stack:
         key = self.cli("keys", "create", "--team", team, "--name", "bench")
         return Tenant(team, str(project["id"]), str(key["key"]))
 
+    def upload(self, tenant: Tenant, folder: Path) -> subprocess.Popen[bytes]:
+        """`ai-infra upload --project P FOLDER`, running in the background."""
+        return subprocess.Popen(
+            [AI_INFRA, "upload", "--project", tenant.project_id, str(folder)],
+            cwd=PROJECT_ROOT,
+            env={**self.env, "AI_INFRA_LOCAL_DATA_DIR": str(self.data_dir)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
     def drop(self, tenant: Tenant, staged: Path) -> float:
         """Move a staged file into the tenant's inbox folder (atomically); when it was dropped."""
         folder = self.inbox / tenant.project_id
