@@ -63,3 +63,15 @@ def test_cloud_mode_without_database_settings_fails_naming_the_missing_one(
     monkeypatch.delenv(missing)
     with pytest.raises(ConfigError, match=missing):
         load_settings()
+
+
+def test_cloud_mode_refuses_to_start_with_loopback_url_fetches_allowed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AI_INFRA_MODE", "cloud")
+    monkeypatch.setenv("AI_INFRA_DATABASE_URL", "postgresql+pg8000://u@h/db")
+    monkeypatch.setenv("AI_INFRA_URL_FETCH_ALLOW_LOOPBACK", "true")
+    with pytest.raises(ConfigError, match="AI_INFRA_URL_FETCH_ALLOW_LOOPBACK"):
+        load_settings()
+    monkeypatch.setenv("AI_INFRA_MODE", "local")
+    assert load_settings().url_fetch_allow_loopback

@@ -85,6 +85,8 @@ TUNABLE = set(
         "chunk_overlap_tokens",
         "default_top_k",
         "hnsw_ef_search",
+        "upload_url_ttl_seconds",
+        "url_fetch_timeout_seconds",
     ]
 )
 LOCAL_ONLY = set(
@@ -98,6 +100,8 @@ LOCAL_ONLY = set(
         "vertex_base_url",
         "vertex_access_token",
         "sweep_interval_seconds",
+        "signed_url_endpoint",
+        "url_fetch_allow_loopback",
     ]
 )
 SECRET = {"openai_api_key"}  # from Secret Manager, when generation_provider = openai

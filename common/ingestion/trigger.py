@@ -17,7 +17,6 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import PurePosixPath
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -34,8 +33,8 @@ from common.platform.models import (
     IngestionJob,
     JobStatus,
     Project,
-    SourceType,
 )
+from common.platform.sources import upsert_document
 from common.platform.storage import get_blob_store
 
 logger = logging.getLogger(__name__)
@@ -82,7 +81,15 @@ def handle_object_finalized(event: StorageObjectEvent) -> IngestResult:
         team_id = session.scalar(select(Project.team_id).where(Project.id == project_id))
         if team_id is None:
             return _ignored(event, "unknown project")
-        document_id = _upsert_document(session, event, team_id, project_id, path)
+        # The live object's metadata says where an API-written document came from.
+        document_id = upsert_document(
+            session,
+            live,
+            team_id=team_id,
+            project_id=project_id,
+            path=path,
+            mime_type=sniff_mime_type(event.name, event.content_type),
+        )
         if document_id is None:
             return _ignored(event, "a newer generation of this object is already recorded")
         document = session.get_one(Document, document_id, with_for_update=True)
@@ -173,49 +180,6 @@ def _publish(message: JobMessage) -> None:
 def split_gcs_uri(uri: str) -> tuple[str, str]:
     bucket, _, name = uri.removeprefix("gs://").partition("/")
     return bucket, name
-
-
-def _upsert_document(
-    session: Session,
-    event: StorageObjectEvent,
-    team_id: uuid.UUID,
-    project_id: uuid.UUID,
-    path: str,
-) -> uuid.UUID | None:
-    """Insert or move the document to this generation; None if it already has a newer one."""
-    values = {
-        "team_id": team_id,
-        "project_id": project_id,
-        "title": PurePosixPath(path).name,
-        "source_type": SourceType.UPLOAD,
-        "gcs_uri": event.gcs_uri,
-        "mime_type": sniff_mime_type(event.name, event.content_type),
-        "status": DocumentStatus.UPLOADED,
-        "generation": event.generation,
-        "size_bytes": event.size,
-        "content_hash": event.md5_hex,
-        "error_message": None,
-    }
-    statement = insert(Document).values(**values)
-    moving = {key: statement.excluded[key] for key in values if key not in ("team_id",)}
-    moving["updated_at"] = statement.excluded["updated_at"]
-    upsert = statement.on_conflict_do_update(
-        index_elements=["project_id", "gcs_uri"],
-        set_=moving,
-        where=Document.generation.is_(None) | (Document.generation < event.generation),
-    ).returning(Document.id)
-    document_id = session.scalar(upsert)
-    if document_id is not None:
-        return document_id
-    # No row changed: either this generation is already recorded (a duplicate event, fine)
-    # or a newer one is.
-    return session.scalar(
-        select(Document.id).where(
-            Document.project_id == project_id,
-            Document.gcs_uri == event.gcs_uri,
-            Document.generation == event.generation,
-        )
-    )
 
 
 def _job_for_generation(session: Session, document_id: uuid.UUID, generation: int) -> IngestionJob:

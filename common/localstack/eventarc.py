@@ -36,6 +36,8 @@ def storage_object_data(blob: BlobInfo) -> dict[str, Any]:
         "storageClass": "STANDARD",
         "size": str(blob.size),
     }
+    if blob.metadata:
+        data["metadata"] = dict(blob.metadata)
     if blob.md5_hex:
         data["md5Hash"] = base64.b64encode(bytes.fromhex(blob.md5_hex)).decode()
     return data

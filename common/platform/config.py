@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     # Local stack without the Google Cloud SDK: the Pub/Sub REST endpoint of the built-in push
     # broker (`common/localstack/push_broker.py`); publishing then goes over REST to it.
     pubsub_rest_url: str | None = None
+    # Local stack only: the base URL signed upload URLs point at (the local upload gateway,
+    # `common/localstack/upload_gateway.py`); the cloud signs for https://storage.googleapis.com.
+    signed_url_endpoint: str | None = None
 
     # --- embeddings -----------------------------------------------------------------------
     embedding_provider: EmbeddingProvider = EmbeddingProvider.LOCAL
@@ -142,6 +145,14 @@ class Settings(BaseSettings):
     default_top_k: Annotated[int, Field(ge=1, le=50)] = 5
     hnsw_ef_search: Annotated[int, Field(ge=1, le=1000)] = 100
 
+    # --- documents over HTTPS -------------------------------------------------------------
+    # How long a signed upload URL stays valid.
+    upload_url_ttl_seconds: Annotated[int, Field(ge=60, le=3600)] = 900
+    # Whole-fetch limit for a URL source (every redirect hop included).
+    url_fetch_timeout_seconds: Annotated[float, Field(gt=0, le=120)] = 20.0
+    # Tests and the dev stack only: URL sources may name loopback addresses. Refused in cloud.
+    url_fetch_allow_loopback: bool = False
+
     @model_validator(mode="after")
     def _check_consistency(self) -> Self:
         if self.chunk_overlap_tokens >= self.chunk_tokens:
@@ -155,6 +166,11 @@ class Settings(BaseSettings):
                         f"{ENV_PREFIX}{name.upper()} is required in cloud mode "
                         f"(or set {ENV_PREFIX}DATABASE_URL)"
                     )
+        if self.mode is Mode.CLOUD and self.url_fetch_allow_loopback:
+            raise ValueError(
+                f"{ENV_PREFIX}URL_FETCH_ALLOW_LOOPBACK must be off in cloud mode "
+                "(it lets URL sources reach the function's own host)"
+            )
         if self.generation_provider is GenerationProvider.OPENAI and not self.openai_base_url:
             raise ValueError(
                 f"{ENV_PREFIX}OPENAI_BASE_URL is required when "

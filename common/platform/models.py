@@ -153,6 +153,8 @@ class Document(Base):
         server_default=SourceType.UPLOAD.value,
     )
     gcs_uri: Mapped[str | None] = mapped_column(Text)
+    # Where a `url` source was fetched from (None for uploads and manual text).
+    source_url: Mapped[str | None] = mapped_column(Text)
     mime_type: Mapped[str | None] = mapped_column(Text)
     status: Mapped[DocumentStatus] = mapped_column(
         _pg_enum(DocumentStatus, "document_status"),

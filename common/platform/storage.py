@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import base64
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from common.platform.config import Settings, get_settings
@@ -28,6 +28,9 @@ class BlobInfo:
     size: int
     md5_hex: str | None
     content_type: str | None
+    # Custom metadata (`x-goog-meta-*`): where an API-created object came from (see
+    # `common.platform.sources`).
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def gcs_uri(self) -> str:
@@ -40,7 +43,12 @@ class ObjectGoneError(PermanentIngestionError):
 
 class BlobStore(Protocol):
     def upload(
-        self, bucket: str, name: str, data: bytes, content_type: str | None = None
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> BlobInfo: ...
 
     def download(self, bucket: str, name: str, generation: int | None = None) -> bytes: ...
@@ -64,9 +72,16 @@ class GcsBlobStore:
         self._client = client
 
     def upload(
-        self, bucket: str, name: str, data: bytes, content_type: str | None = None
+        self,
+        bucket: str,
+        name: str,
+        data: bytes,
+        content_type: str | None = None,
+        metadata: Mapping[str, str] | None = None,
     ) -> BlobInfo:
         blob = self._client.bucket(bucket).blob(name)
+        if metadata:
+            blob.metadata = dict(metadata)
         with _translated():
             blob.upload_from_string(data, content_type=content_type or "application/octet-stream")
         return _info(bucket, blob)
@@ -116,6 +131,7 @@ def _info(bucket: str, blob: object) -> BlobInfo:
         size=int(blob.size or 0),  # type: ignore[attr-defined]
         md5_hex=md5_base64_to_hex(blob.md5_hash),  # type: ignore[attr-defined]
         content_type=blob.content_type,  # type: ignore[attr-defined]
+        metadata=dict(blob.metadata or {}),  # type: ignore[attr-defined]
     )
 
 
