@@ -75,18 +75,54 @@ def start(data_dir: Path, database: str = DEFAULT_DATABASE) -> EmbeddedPostgres:
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     fresh = not (data_dir / "PG_VERSION").exists()
-    server = pgserver.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
+    server = _get_server(data_dir)
     socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
     if fresh:
         # shared_buffers and max_connections need a restart: stop through pgserver (so its
         # handle bookkeeping stays right) and start again.
         _tune(server)
         server.cleanup()
-        server = pgserver.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
+        server = _get_server(data_dir)
         socket_dir = parse_qs(urlparse(server.get_uri()).query)["host"][0]
     _ensure_database(server, database)
     logger.info("embedded postgres ready", extra={"data_dir": str(data_dir)})
     return EmbeddedPostgres(server=server, socket_dir=socket_dir, database=database)
+
+
+def _get_server(data_dir: Path, attempts: int = 3) -> Any:
+    """pgserver's handle on the server in `data_dir`, started if need be.
+
+    pgserver gives `pg_ctl start` 10 s; on a loaded machine the server can take longer and then
+    comes up anyway. Wait for it and take a fresh handle instead of failing the command.
+    """
+    import atexit
+    import subprocess
+    import time
+
+    import pgserver
+    from pgserver.postgres_server import PostgresServer
+    from pgserver.utils import PostmasterInfo
+
+    for attempt in range(attempts):
+        try:
+            return pgserver.get_server(data_dir, cleanup_mode="stop")  # type: ignore[attr-defined]
+        except subprocess.TimeoutExpired:
+            if attempt == attempts - 1:
+                raise
+            broken = PostgresServer._instances.pop(data_dir, None)
+            if broken is not None:  # a half-made handle: never let its clean-up run
+                atexit.unregister(broken._cleanup)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                try:
+                    info = PostmasterInfo.read_from_pgdata(data_dir)
+                except (OSError, ValueError, IndexError, KeyError):  # being written
+                    info = None
+                if info is not None and info.is_running() and info.status == "ready":
+                    break
+                time.sleep(0.5)
+            logger.warning("embedded postgres was slow to start; taking a new handle")
+    raise AssertionError("unreachable")
 
 
 def _tune(server: Any) -> None:
