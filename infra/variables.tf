@@ -265,6 +265,7 @@ variable "settings_overrides" {
       for name in keys(var.settings_overrides) : contains([
         "AI_INFRA_DB_POOL_TIMEOUT_SECONDS",
         "AI_INFRA_EMBEDDING_BATCH_SIZE",
+        "AI_INFRA_EMBEDDING_CONCURRENCY",
         "AI_INFRA_MODEL_MAX_RETRIES",
         "AI_INFRA_MODEL_RETRY_BASE_SECONDS",
         "AI_INFRA_MODEL_RETRY_MAX_SECONDS",

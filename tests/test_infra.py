@@ -74,6 +74,7 @@ TUNABLE = set(
     [
         "db_pool_timeout_seconds",
         "embedding_batch_size",
+        "embedding_concurrency",
         "model_max_retries",
         "model_retry_base_seconds",
         "model_retry_max_seconds",

@@ -103,7 +103,11 @@ class Settings(BaseSettings):
     embedding_provider: EmbeddingProvider = EmbeddingProvider.LOCAL
     embedding_model: str | None = None
     embedding_dim: PositiveInt | None = None
-    embedding_batch_size: Annotated[int, Field(gt=0, le=250)] = 32
+    # Texts per embedding request: by provider unless set (local 32, Vertex AI 250, the API's cap).
+    embedding_batch_size: Annotated[int, Field(gt=0, le=250)] | None = None
+    # Embedding requests of one document in flight at once (Vertex AI; the local model uses its
+    # own thread pool). They share one backoff: a 429 pauses them all.
+    embedding_concurrency: Annotated[int, Field(ge=1, le=64)] = 8
     # Override of the Vertex AI endpoint: a regional endpoint, or a local stand-in in tests.
     vertex_base_url: str | None = None
     # A fixed OAuth access token for Vertex AI instead of Application Default Credentials: for
@@ -191,6 +195,12 @@ class Settings(BaseSettings):
         if self.embedding_provider is EmbeddingProvider.VERTEX:
             return "gemini-embedding-001"
         return "all-MiniLM-L6-v2"
+
+    @property
+    def resolved_embedding_batch_size(self) -> int:
+        if self.embedding_batch_size:
+            return self.embedding_batch_size
+        return 250 if self.embedding_provider is EmbeddingProvider.VERTEX else 32
 
     @property
     def resolved_embedding_dim(self) -> int:

@@ -134,10 +134,16 @@ def check_searchable(
         raise EmbeddingModelMismatchError(model, list(row.mismatched))
 
 
-def _hybrid_sql(*, with_documents: bool, with_min_score: bool) -> str:
+ARMS = ("hybrid", "dense", "keyword")
+
+
+def _hybrid_sql(*, with_documents: bool, with_min_score: bool, arms: str = "hybrid") -> str:
+    """The search statement; `arms` keeps one arm alone (dense, keyword) for bench/quality.py."""
     document_filter = "AND c.document_id = ANY(CAST(:document_ids AS uuid[]))"
     doc = document_filter if with_documents else ""
     score_filter = "AND 1 - (c.embedding <=> CAST(:q AS vector)) >= :min_score"
+    dense = "true" if arms in ("hybrid", "dense") else "false"
+    keyword = "true" if arms in ("hybrid", "keyword") else "false"
     return f"""
     WITH vector_arm AS MATERIALIZED (
         SELECT c.id, c.embedding <=> CAST(:q AS vector) AS distance
@@ -168,7 +174,8 @@ def _hybrid_sql(*, with_documents: bool, with_min_score: bool) -> str:
         SELECT coalesce(v.id, k.id) AS id,
                coalesce(1.0 / ({RRF_K} + v.rank), 0) + coalesce(1.0 / ({RRF_K} + k.rank), 0)
                    AS rrf
-        FROM vector_ranked v FULL OUTER JOIN keyword_ranked k ON v.id = k.id
+        FROM (SELECT * FROM vector_ranked WHERE {dense}) v
+        FULL OUTER JOIN (SELECT * FROM keyword_ranked WHERE {keyword}) k ON v.id = k.id
     )
     SELECT c.id, c.document_id, d.title, d.gcs_uri, c.page_start, c.page_end, c.content,
            c.token_count, 1 - (c.embedding <=> CAST(:q AS vector)) AS score, f.rrf
@@ -183,9 +190,12 @@ def _hybrid_sql(*, with_documents: bool, with_min_score: bool) -> str:
 
 _STATEMENTS = {
     # Whitespace collapsed: the driver scans the statement text on every execution.
-    (docs, score): text(" ".join(_hybrid_sql(with_documents=docs, with_min_score=score).split()))
+    (docs, score, arms): text(
+        " ".join(_hybrid_sql(with_documents=docs, with_min_score=score, arms=arms).split())
+    )
     for docs in (False, True)
     for score in (False, True)
+    for arms in ARMS
 }
 
 
@@ -239,11 +249,15 @@ def search(
     ef_search: int,
     min_score: float | None = None,
     document_ids: Sequence[uuid.UUID] | None = None,
+    arms: str = "hybrid",
 ) -> list[RetrievedChunk]:
-    """The project's top_k chunks for this question, best first (see the module docstring)."""
+    """The project's top_k chunks for this question, best first (see the module docstring).
+
+    `arms` = "dense" or "keyword" ranks by that arm alone (bench/quality.py measures each).
+    """
     configure_search(session, ef_search)
     candidates = max(top_k * CANDIDATES_PER_RESULT, MIN_CANDIDATES)
-    statement = _STATEMENTS[(bool(document_ids), min_score is not None)]
+    statement = _STATEMENTS[(bool(document_ids), min_score is not None, arms)]
     params: dict[str, object] = {
         "q": vector_literal(query_vector),
         "question": question,
