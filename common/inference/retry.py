@@ -7,6 +7,8 @@ exactly the server's `Retry-After` (capped at the maximum) when it sends one; af
 `ModelUnavailableError` (anything else), both `TransientError`s, so ingestion redelivers and the
 query API answers 429/503. Other 4xx mean our request is wrong: `ModelRequestError` at once.
 The whole batch is retried, never item by item, so a rate-limited ingest keeps its batching.
+Concurrent calls share a `BackoffGate`: a 429 seen by one pauses every call of the same client
+until the wait is over, so parallel batches back off together instead of hammering the quota.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -135,6 +138,49 @@ def classify(error: BaseException) -> Failure | None:
     return None
 
 
+class BackoffGate:
+    """One pause shared by every in-flight call of a client: no thundering herd after a 429."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._resume_at = 0.0
+
+    def hold(self, seconds: float) -> float:
+        """Nobody sends for `seconds` from now (a longer hold wins); returns this hold's end."""
+        with self._lock:
+            until = self._clock() + seconds
+            self._resume_at = max(self._resume_at, until)
+            return until
+
+    def wait(self, sleep: Callable[[float], None], *, slept_until: float = 0.0) -> None:
+        """Sleep out the pause others set; `slept_until`: the end of the wait the caller just
+        slept itself, so only a longer pause set meanwhile by another call adds to it."""
+        with self._lock:
+            extra = self._resume_at - max(slept_until, self._clock())
+        if extra > 0:
+            sleep(extra)
+
+
+class VirtualTime:
+    """A clock that moves only when its `sleep` is called: an injected (recording) sleep and a
+    backoff gate then agree on what time it is, as a real clock and real sleeps do."""
+
+    def __init__(self, sleep: Callable[[float], None]) -> None:
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._now = 0.0
+
+    def clock(self) -> float:
+        with self._lock:
+            return self._now
+
+    def sleep(self, seconds: float) -> None:
+        self._sleep(seconds)
+        with self._lock:
+            self._now += seconds
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Backoff parameters plus an injectable `sleep`, so tests record waits instead of waiting."""
@@ -163,10 +209,18 @@ class RetryPolicy:
         ceiling = min(self.max_seconds, self.base_seconds * 2.0**retry)
         return float(self.jitter()) * ceiling
 
-    def call[T](self, operation: Callable[[], T], *, what: str) -> T:
-        """Run `operation`, retrying retryable model failures; see the module docstring."""
+    def call[T](
+        self, operation: Callable[[], T], *, what: str, gate: BackoffGate | None = None
+    ) -> T:
+        """Run `operation`, retrying retryable model failures; see the module docstring.
+
+        With a `gate`, every call sharing it waits out the longest pause any of them was told.
+        """
         retry = 0
+        slept_until = 0.0
         while True:
+            if gate is not None:
+                gate.wait(self.sleep, slept_until=slept_until)
             try:
                 return operation()
             except Exception as error:
@@ -191,6 +245,8 @@ class RetryPolicy:
                         "wait_seconds": round(wait, 3),
                     },
                 )
+                if gate is not None:
+                    slept_until = gate.hold(wait)  # every other caller waits it out too
                 self.sleep(wait)
                 retry += 1
 

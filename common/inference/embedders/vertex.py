@@ -1,10 +1,14 @@
 """Vertex AI embeddings through `google-genai` (gemini-embedding-001 by default).
 
-google-genai 3.x sends one text as `:embedContent` and several as `:batchEmbedContents`; we send
-batches of up to `AI_INFRA_EMBEDDING_BATCH_SIZE` texts and at most `REQUEST_TOKEN_BUDGET` estimated
-tokens (the API's per-request limits: 250 texts, 20,000 tokens), with `autoTruncate` so an
-over-long text is cut by the model as the local embedder cuts at 256 wordpieces. Vectors with a
-reduced `output_dimensionality` are not unit length, so rows are L2-normalised here.
+google-genai 3.x sends one text as `:embedContent` and several as `:batchEmbedContents`. A
+document's texts go out in batches filled up to the API's per-request limits (250 texts,
+20,000 tokens: `AI_INFRA_EMBEDDING_BATCH_SIZE` texts and `REQUEST_TOKEN_BUDGET` estimated
+tokens, which leaves a margin for the estimate's error), up to `AI_INFRA_EMBEDDING_CONCURRENCY`
+batches in flight at once, results in order. All of a client's calls share one backoff gate, so
+a 429 pauses every batch together; a batch the API still refuses as too large (400) is split in
+two rather than failing the document. `autoTruncate` cuts an over-long text as the local
+embedder cuts at 256 wordpieces. Vectors with a reduced `output_dimensionality` are not unit
+length, so rows are L2-normalised here.
 
 `count_tokens` is an estimate, not the Gemini tokenizer (which needs a network call): one token
 per 4 UTF-8 bytes, rounded up, about right for English prose and conservative for code. Chunk
@@ -14,21 +18,34 @@ budgets far below the model's 2,048-token input limit make the estimate's error 
 from __future__ import annotations
 
 import math
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
-from common.inference.retry import REQUEST_TIMEOUT_SECONDS, RetryPolicy
+from common.inference.retry import (
+    REQUEST_TIMEOUT_SECONDS,
+    BackoffGate,
+    ModelRequestError,
+    RetryPolicy,
+    VirtualTime,
+)
 from common.platform.config import Settings
 
 if TYPE_CHECKING:
     from google import genai
 
 MAX_INPUT_TOKENS = 2048  # gemini-embedding-001's input limit; longer input is auto-truncated
-REQUEST_TOKEN_BUDGET = 20_000
+MAX_TEXTS_PER_REQUEST = 250
+# The API allows 20,000 tokens a request; our estimate is not Gemini's tokenizer, so keep 25%
+# in hand (a batch refused anyway is split, not failed).
+REQUEST_TOKEN_BUDGET = 15_000
+_TOO_LARGE = frozenset({400, 413})
+_SIZE_LIMIT = re.compile(r"token|too (many|large|long)|exceed|limit|at most", re.IGNORECASE)
 BYTES_PER_TOKEN = 4
 
 Float32Array = npt.NDArray[np.float32]
@@ -97,8 +114,15 @@ class VertexEmbedder:
     ) -> None:
         self.model_name = settings.resolved_embedding_model
         self.dimension = settings.resolved_embedding_dim
-        self._batch_size = settings.embedding_batch_size
-        self._retry = RetryPolicy.from_settings(settings, sleep=sleep)
+        self._batch_size = min(settings.resolved_embedding_batch_size, MAX_TEXTS_PER_REQUEST)
+        self._concurrency = settings.embedding_concurrency
+        if sleep is None:
+            self._retry = RetryPolicy.from_settings(settings)
+            self._gate = BackoffGate()
+        else:  # tests record the waits: the gate then keeps the same (virtual) time
+            time = VirtualTime(sleep)
+            self._retry = RetryPolicy.from_settings(settings, sleep=time.sleep)
+            self._gate = BackoffGate(clock=time.clock)
         self._get_client = LazyVertexClient(settings, credentials)
 
     def count_tokens(self, text: str) -> int:
@@ -107,8 +131,28 @@ class VertexEmbedder:
     def embed_documents(self, texts: Sequence[str]) -> Float32Array:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        parts = [self._embed(batch, "RETRIEVAL_DOCUMENT") for batch in self._batches(texts)]
-        return np.concatenate(parts)
+        batches = list(self._batches(texts))
+        workers = min(self._concurrency, len(batches))
+        if workers <= 1:
+            return np.concatenate([self._embed_splitting(batch) for batch in batches])
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embed") as pool:
+            return np.concatenate(list(pool.map(self._embed_splitting, batches)))
+
+    def _embed_splitting(self, texts: list[str]) -> Float32Array:
+        """One batch; halves of it if the API refuses it as too large (our estimate was low)."""
+        try:
+            return self._embed(texts, "RETRIEVAL_DOCUMENT")
+        except ModelRequestError as error:
+            if (
+                error.status not in _TOO_LARGE
+                or len(texts) == 1
+                or not _SIZE_LIMIT.search(str(error))
+            ):
+                raise
+            middle = len(texts) // 2
+            return np.concatenate(
+                [self._embed_splitting(texts[:middle]), self._embed_splitting(texts[middle:])]
+            )
 
     def embed_query(self, text: str) -> Float32Array:
         vector: Float32Array = self._embed([text], "RETRIEVAL_QUERY")[0]
@@ -141,6 +185,7 @@ class VertexEmbedder:
                 config=config,
             ),
             what=f"embedding with {self.model_name}",
+            gate=self._gate,
         )
         rows = [list(e.values or []) for e in response.embeddings or []]
         vectors = np.asarray(rows, dtype=np.float32)
