@@ -277,6 +277,7 @@ variable "settings_overrides" {
         "AI_INFRA_CHUNK_OVERLAP_TOKENS",
         "AI_INFRA_DEFAULT_TOP_K",
         "AI_INFRA_HNSW_EF_SEARCH",
+        "AI_INFRA_DEFAULT_REQUESTS_PER_MINUTE",
       ], name)
     ])
     error_message = "settings_overrides takes only the tuning settings listed in variables.tf; the others have their own variables or are set by Terraform."

@@ -86,6 +86,7 @@ TUNABLE = set(
         "chunk_overlap_tokens",
         "default_top_k",
         "hnsw_ef_search",
+        "default_requests_per_minute",
         "upload_url_ttl_seconds",
         "url_fetch_timeout_seconds",
     ]

@@ -8,13 +8,16 @@ from rich.console import Console
 from sqlalchemy import select
 
 from common.cli.context import CliError, connect, state_of
+from common.cli.limits import MAX_REQUESTS_PER_MINUTE, parse_limit
 from common.cli.output import emit, emit_fields, emit_records, warn
 from common.cli.resolve import find_key, find_team
 from common.platform.db import transaction
 from common.platform.models import ApiKey, ApiKeyStatus, Team
 from common.query import auth
 
-app = typer.Typer(help="API keys: create (shown once), list, revoke.", no_args_is_help=True)
+app = typer.Typer(
+    help="API keys: create (shown once), list, revoke, rate limit.", no_args_is_help=True
+)
 
 # How much of the raw key is kept for display: enough to tell keys apart, useless to an attacker.
 PREFIX_LENGTH = 12
@@ -25,6 +28,7 @@ COLUMNS = [
     ("name", "NAME"),
     ("team", "TEAM"),
     ("status", "STATUS"),
+    ("requests_per_minute", "RPM"),
     ("created_at", "CREATED"),
     ("last_used_at", "LAST USED"),
     ("revoked_at", "REVOKED"),
@@ -40,6 +44,8 @@ def key_record(key: ApiKey, team: Team) -> dict[str, Any]:
         "team_id": team.id,
         "team": team.name,
         "status": key.status,
+        # The key's own limit; None: the team's default, else AI_INFRA_DEFAULT_REQUESTS_PER_MINUTE.
+        "requests_per_minute": key.requests_per_minute,
         "created_at": key.created_at,
         "last_used_at": key.last_used_at,
         "revoked_at": key.revoked_at,
@@ -51,6 +57,15 @@ def create(
     ctx: typer.Context,
     team: Annotated[str, typer.Option("--team", "-t", help="Team name or id.")],
     name: Annotated[str | None, typer.Option("--name", help="A label, e.g. who uses it.")] = None,
+    requests_per_minute: Annotated[
+        int | None,
+        typer.Option(
+            "--requests-per-minute",
+            min=1,
+            max=MAX_REQUESTS_PER_MINUTE,
+            help="This key's rate limit (default: the team's, else the global setting).",
+        ),
+    ] = None,
 ) -> None:
     """Create an API key for a team and print it once."""
     connect(ctx)
@@ -62,6 +77,7 @@ def create(
             key_hash=auth.hash_api_key(raw_key),
             key_prefix=raw_key[:PREFIX_LENGTH],
             name=name,
+            requests_per_minute=requests_per_minute,
         )
         session.add(key)
         session.flush()
@@ -111,4 +127,26 @@ def revoke(
         state_of(ctx),
         record,
         [("id", "revoked key"), ("prefix", "prefix"), ("team", "team"), ("revoked_at", "at")],
+    )
+
+
+@app.command("limit")
+def limit(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="Key id, displayed prefix, or the key itself.")],
+    requests_per_minute: Annotated[
+        str, typer.Argument(help="Requests per minute, or 'team' to use the team's default.")
+    ],
+) -> None:
+    """Set a key's requests-per-minute limit (takes effect on its next request)."""
+    value = parse_limit(requests_per_minute, inherit="team")
+    connect(ctx)
+    with transaction() as session:
+        row = find_key(session, key)
+        row.requests_per_minute = value
+        record = key_record(row, session.get_one(Team, row.team_id))
+    emit_fields(
+        state_of(ctx),
+        record,
+        [("id", "key"), ("prefix", "prefix"), ("team", "team"), ("requests_per_minute", "rpm")],
     )

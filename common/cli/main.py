@@ -23,6 +23,7 @@ from common.cli import (
     projects,
     teams,
     upload,
+    usage,
 )
 from common.cli.context import CliError, ErrorHandlingGroup, State
 
@@ -65,6 +66,7 @@ app.add_typer(db.app, name="db")
 app.command("migrate")(migrate.migrate_command)
 app.command("upload")(upload.upload_command)
 app.command("ask")(ask.ask_command)
+app.command("usage")(usage.usage_command)
 app.command("package")(package.package_command)
 
 

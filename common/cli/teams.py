@@ -1,4 +1,4 @@
-"""`ai-infra teams create|list`."""
+"""`ai-infra teams create|list|limit`."""
 
 from typing import Annotated, Any
 
@@ -7,7 +7,9 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from common.cli.context import CliError, connect, state_of
+from common.cli.limits import MAX_REQUESTS_PER_MINUTE, parse_limit
 from common.cli.output import emit_fields, emit_records
+from common.cli.resolve import find_team
 from common.platform.db import transaction
 from common.platform.models import ApiKey, Project, Team
 
@@ -18,17 +20,34 @@ COLUMNS = [
     ("name", "NAME"),
     ("projects", "PROJECTS"),
     ("keys", "KEYS"),
+    ("requests_per_minute", "RPM PER KEY"),
     ("created_at", "CREATED"),
 ]
 
 
 def team_record(team: Team) -> dict[str, Any]:
-    return {"id": team.id, "name": team.name, "created_at": team.created_at}
+    return {
+        "id": team.id,
+        "name": team.name,
+        # Its keys' default limit; None: AI_INFRA_DEFAULT_REQUESTS_PER_MINUTE.
+        "requests_per_minute": team.requests_per_minute,
+        "created_at": team.created_at,
+    }
 
 
 @app.command("create")
 def create(
-    ctx: typer.Context, name: Annotated[str, typer.Argument(help="Unique team name.")]
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Unique team name.")],
+    requests_per_minute: Annotated[
+        int | None,
+        typer.Option(
+            "--requests-per-minute",
+            min=1,
+            max=MAX_REQUESTS_PER_MINUTE,
+            help="Default rate limit of the team's keys (default: the global setting).",
+        ),
+    ] = None,
 ) -> None:
     """Create a team."""
     name = name.strip()
@@ -39,7 +58,7 @@ def create(
         with transaction() as session:
             if session.scalars(select(Team).where(Team.name == name)).first() is not None:
                 raise CliError(f"team {name!r} already exists")
-            team = Team(name=name)
+            team = Team(name=name, requests_per_minute=requests_per_minute)
             session.add(team)
             session.flush()
             session.refresh(team)
@@ -62,3 +81,25 @@ def list_teams(ctx: typer.Context) -> None:
             for team, n_projects, n_keys in rows
         ]
     emit_records(state_of(ctx), records, COLUMNS, empty="no teams yet: ai-infra teams create NAME")
+
+
+@app.command("limit")
+def limit(
+    ctx: typer.Context,
+    team: Annotated[str, typer.Argument(help="Team name or id.")],
+    requests_per_minute: Annotated[
+        str, typer.Argument(help="Requests per minute per key, or 'default' for the setting.")
+    ],
+) -> None:
+    """Set the default requests-per-minute limit of a team's keys (keys may override it)."""
+    value = parse_limit(requests_per_minute, inherit="default")
+    connect(ctx)
+    with transaction() as session:
+        row = find_team(session, team)
+        row.requests_per_minute = value
+        record = team_record(row)
+    emit_fields(
+        state_of(ctx),
+        record,
+        [("id", "team"), ("name", "name"), ("requests_per_minute", "rpm per key")],
+    )

@@ -148,6 +148,8 @@ class Settings(BaseSettings):
     max_request_bytes: PositiveInt = 64 * 1024
     default_top_k: Annotated[int, Field(ge=1, le=50)] = 5
     hnsw_ef_search: Annotated[int, Field(ge=1, le=1000)] = 100
+    # Requests per minute per API key unless its team or the key itself sets a limit.
+    default_requests_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] = 600
 
     # --- documents over HTTPS -------------------------------------------------------------
     # How long a signed upload URL stays valid.

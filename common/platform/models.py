@@ -97,6 +97,8 @@ class Team(Base):
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     name: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
+    # The team's default requests per minute per API key (None: the global setting).
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -132,6 +134,25 @@ class ApiKey(Base):
     created_at: Mapped[datetime] = _created_at()
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # This key's own requests per minute (None: the team's default, else the global setting).
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+
+
+class ApiKeyRateWindow(Base):
+    """Requests counted in a key's current one-minute window (`common.query.rate_limit`).
+
+    UNLOGGED: counting writes no WAL and commits without a disk flush; after a crash the table
+    is empty, which only forgets the current minute's counts.
+    """
+
+    __tablename__ = "api_key_rate_windows"
+    __table_args__ = {"prefixes": ["UNLOGGED"]}  # noqa: RUF012
+
+    api_key_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("api_keys.id", ondelete="CASCADE"), primary_key=True
+    )
+    window_start: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    requests: Mapped[int] = mapped_column(Integer, nullable=False)
 
 
 class Document(Base):
@@ -250,7 +271,10 @@ class DocumentChunk(Base):
 
 class QueryLog(Base):
     __tablename__ = "query_logs"
-    __table_args__ = (Index("ix_query_logs_project_id_created_at", "project_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_query_logs_project_id_created_at", "project_id", "created_at"),
+        Index("ix_query_logs_team_id_created_at", "team_id", "created_at"),  # usage reports
+    )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     team_id: Mapped[uuid.UUID] = mapped_column(

@@ -22,8 +22,11 @@ from common.query.api.errors import ErrorReply, reply_for
 from common.query.api.openapi import build_openapi
 from common.query.api.responses import error_response, json_response
 from common.query.api.routing import Route, Router
+from common.query.api.usage import QUERY_PARAMETERS as USAGE_QUERY
+from common.query.api.usage import usage
 from common.query.documents import DeletedDocument, DocumentPage, DocumentView
 from common.query.schemas import QueryRequest, QueryResult
+from common.query.usage import UsageReport
 
 logger = logging.getLogger("common.query.api.access")
 
@@ -89,6 +92,16 @@ ROUTES: list[Route] = [
     ),
     Route(
         "GET",
+        "/v1/usage",
+        usage,
+        "usage",
+        "The calling team's requests, tokens, documents and chunks per UTC day and in total",
+        response_model=UsageReport,
+        statuses=(422,),
+        query_parameters=USAGE_QUERY,
+    ),
+    Route(
+        "GET",
         "/healthz",
         handlers.healthz,
         "health",
@@ -141,6 +154,8 @@ def handle(request: flask.Request) -> flask.Response:
         response = error_response(reply_for(error))
     try:
         response.headers[REQUEST_ID_HEADER] = ctx.request_id
+        if ctx.rate_limit is not None:
+            response.headers.update(ctx.rate_limit.headers())
         if not response.is_streamed:
             response.headers["Server-Timing"] = ctx.server_timing()
         response.call_on_close(ctx.run_deferred)

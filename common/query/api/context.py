@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.platform.config import Settings
+from common.query.rate_limit import RateLimitState
 from common.query.service import Timings
 
 logger = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ class RequestContext:
     timings: Timings = field(default_factory=Timings)
     # Fields for the one access-log line of this request (ids, counts; never secrets or text).
     log_fields: dict[str, Any] = field(default_factory=dict)
+    # The caller's API key's rate-limit window, once authenticated (its headers go on the reply).
+    rate_limit: RateLimitState | None = None
     _deferred: list[Callable[[], None]] = field(default_factory=list)
 
     def defer(self, work: Callable[[], None]) -> None:

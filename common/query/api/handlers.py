@@ -27,6 +27,7 @@ from common.query.api.body import (
 from common.query.api.errors import reply_for
 from common.query.api.responses import json_response, sse_event, sse_response
 from common.query.auth import Principal, authenticate, authorize_project
+from common.query.rate_limit import RateLimitExceededError
 from common.query.schemas import QueryRequest, QueryResult, StorableText
 from common.query.service import run_query, stream_query
 
@@ -66,9 +67,16 @@ def bearer_key(request: flask.Request) -> str:
 def _principal(ctx: RequestContext, request: flask.Request) -> Principal:
     key = bearer_key(request)
     mark = time.perf_counter()
-    with transaction() as session:
-        principal = authenticate(session, key)
+    try:
+        with transaction() as session:
+            principal = authenticate(
+                session, key, default_rpm=ctx.settings.default_requests_per_minute
+            )
+    except RateLimitExceededError as refused:
+        ctx.rate_limit = refused.state
+        raise
     ctx.timings.add("sql", mark)
+    ctx.rate_limit = principal.rate_limit
     ctx.log_fields["team_id"] = str(principal.team_id)
     ctx.log_fields["api_key_id"] = str(principal.api_key_id)
     return principal

@@ -26,11 +26,23 @@ _STATUS_TEXT = {
     413: "Request body too large",
     415: "Content-Type must be application/json",
     422: "A field or parameter is invalid (the message names it)",
-    429: "The model is rate limited (see Retry-After)",
+    429: "Rate limited: the API key's requests per minute, or the model (see Retry-After)",
     500: "Internal error",
     503: "A dependency (database, model, storage) is unavailable",
 }
 _ALWAYS = (405, 500, 503)
+# The IETF draft's fields (draft-ietf-httpapi-ratelimit-headers), on every authenticated reply.
+_RATE_LIMIT_HEADERS = {
+    "RateLimit-Policy": {
+        "description": 'The API key\'s quota, e.g. `"per-key";q=600;w=60`.',
+        "schema": {"type": "string"},
+    },
+    "RateLimit": {
+        "description": 'What is left of it and when it resets, e.g. `"per-key";r=599;t=42`.',
+        "schema": {"type": "string"},
+    },
+}
+_RETRY_AFTER = {"description": "Seconds to wait.", "schema": {"type": "string"}}
 
 
 class ErrorDetail(BaseModel):
@@ -106,7 +118,8 @@ def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
     responses: dict[str, Any] = {"200": success}
     statuses = set(route.statuses) | set(_ALWAYS)
     if route.authenticated:
-        statuses.add(401)
+        statuses.update((401, 429))
+        success["headers"] = _RATE_LIMIT_HEADERS
     if route.path_parameters:
         statuses.add(404)
     error_schema = refs[(ErrorResponse, "serialization")]
@@ -115,6 +128,8 @@ def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
             "description": _STATUS_TEXT[status],
             "content": {"application/json": {"schema": error_schema}},
         }
+        if status == 429:
+            responses["429"]["headers"] = {**_RATE_LIMIT_HEADERS, "Retry-After": _RETRY_AFTER}
     operation: dict[str, Any] = {
         "operationId": route.operation_id,
         "summary": route.summary,
