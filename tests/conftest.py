@@ -22,6 +22,7 @@ pytest_plugins = [
     "tests.fixtures.model_standins",
     "tests.fixtures.stack",
     "tests.fixtures.query",
+    "tests.fixtures.intake",
 ]
 
 TEST_DATABASE = "ai_infra_test"

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from common.platform.config import Settings, get_settings
-from common.platform.errors import TransientError
+from common.platform.errors import ApiError, TransientError
 
 if TYPE_CHECKING:
     from google.cloud.storage import Client
@@ -211,9 +211,24 @@ _lock = threading.Lock()
 _signer: UploadSigner | None = None
 
 
+class _NoUploadGateway:
+    """Local storage emulator but no upload gateway: a URL would store without ingesting."""
+
+    def sign_put(
+        self, bucket: str, name: str, content_type: str, max_bytes: int, ttl: timedelta
+    ) -> SignedUpload:
+        raise ApiError(
+            503,
+            "uploads_unavailable",
+            "signed uploads need the local upload gateway (AI_INFRA_SIGNED_URL_ENDPOINT)",
+        )
+
+
 def build_upload_signer(settings: Settings) -> UploadSigner:
     if settings.signed_url_endpoint:
         return LocalUploadSigner(settings.signed_url_endpoint)
+    if settings.storage_emulator_host:
+        return _NoUploadGateway()
     return IamUploadSigner(settings.gcp_project)
 
 

@@ -45,6 +45,7 @@ class DocumentView(BaseModel):
     project_id: uuid.UUID
     title: str
     source_type: str
+    source_url: str | None
     gcs_uri: str | None
     mime_type: str | None
     status: str
@@ -69,7 +70,7 @@ class DeletedDocument(BaseModel):
 
 
 _SELECT = """
-    SELECT d.id, d.project_id, d.title, d.source_type::text AS source_type, d.gcs_uri,
+    SELECT d.id, d.project_id, d.title, d.source_type::text AS source_type, d.source_url, d.gcs_uri,
            d.mime_type, d.status::text AS status, d.size_bytes, d.chunk_count,
            d.embedding_model, d.error_message, d.created_at, d.updated_at,
            j.id AS job_id, j.status::text AS job_status, j.error_message AS job_error,
@@ -118,6 +119,7 @@ def _view(row: Any) -> DocumentView:
         project_id=row.project_id,
         title=row.title,
         source_type=row.source_type,
+        source_url=row.source_url,
         gcs_uri=row.gcs_uri,
         mime_type=row.mime_type,
         status=row.status,

@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 
 from common.platform.config import get_settings
 from common.platform.log import request_id_var, trace_var
-from common.query.api import handlers
+from common.query.api import handlers, uploads
 from common.query.api.context import REQUEST_ID_HEADER, RequestContext, request_id_from, trace_from
 from common.query.api.errors import ErrorReply, reply_for
 from common.query.api.openapi import build_openapi
@@ -25,6 +25,7 @@ from common.query.api.routing import Route, Router
 from common.query.api.usage import QUERY_PARAMETERS as USAGE_QUERY
 from common.query.api.usage import usage
 from common.query.documents import DeletedDocument, DocumentPage, DocumentView
+from common.query.intake import SourceAccepted, SourceRequest, UploadRequest, UploadTicket
 from common.query.schemas import QueryRequest, QueryResult
 from common.query.usage import UsageReport
 
@@ -73,6 +74,28 @@ ROUTES: list[Route] = [
         response_model=DocumentPage,
         statuses=(422,),
         query_parameters=_DOCUMENT_QUERY,
+    ),
+    Route(
+        "POST",
+        "/v1/projects/{project_id}/uploads",
+        uploads.create_upload,
+        "createUpload",
+        "A signed URL to PUT one file into the project (the upload is then ingested)",
+        request_model=UploadRequest,
+        response_model=UploadTicket,
+        statuses=(400, 413, 415, 422),
+        success_status=201,
+    ),
+    Route(
+        "POST",
+        "/v1/projects/{project_id}/documents",
+        uploads.add_document,
+        "addDocument",
+        "Add a document from a URL (fetched by the service) or from text; it is then ingested",
+        request_model=SourceRequest,
+        response_model=SourceAccepted,
+        statuses=(400, 413, 415, 422),
+        success_status=202,
     ),
     Route(
         "GET",

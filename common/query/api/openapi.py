@@ -31,6 +31,7 @@ _STATUS_TEXT = {
     503: "A dependency (database, model, storage) is unavailable",
 }
 _ALWAYS = (405, 500, 503)
+_SUCCESS_TEXT = {200: "OK", 201: "Created", 202: "Accepted: the work continues in the pipeline"}
 # The IETF draft's fields (draft-ietf-httpapi-ratelimit-headers), on every authenticated reply.
 _RATE_LIMIT_HEADERS = {
     "RateLimit-Policy": {
@@ -109,13 +110,13 @@ def _operation(route: Route, refs: dict[Any, Any]) -> dict[str, Any]:
                 "description": description,
             }
         )
-    success: dict[str, Any] = {"description": "OK"}
+    success: dict[str, Any] = {"description": _SUCCESS_TEXT[route.success_status]}
     if route.response_model is not None:
         schema = refs[(route.response_model, "serialization")]
         success["content"] = {"application/json": {"schema": schema}}
         if route.streams:
             success["content"]["text/event-stream"] = {"schema": _event_schema(schema, refs)}
-    responses: dict[str, Any] = {"200": success}
+    responses: dict[str, Any] = {str(route.success_status): success}
     statuses = set(route.statuses) | set(_ALWAYS)
     if route.authenticated:
         statuses.update((401, 429))

@@ -33,8 +33,10 @@ class Route:
     authenticated: bool = True
     request_model: type[BaseModel] | None = None
     response_model: type[BaseModel] | None = None
-    # Extra documented statuses besides 200 and the ones every route can return.
+    # Extra documented statuses besides the success one and those every route can return.
     statuses: tuple[int, ...] = ()
+    # 201 for a created resource, 202 for accepted work.
+    success_status: int = 200
     query_parameters: tuple[tuple[str, dict[str, object], str], ...] = ()
     streams: bool = False
     pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
