@@ -89,6 +89,14 @@ resource "google_storage_bucket_iam_member" "query_admin" {
   member = google_service_account.runtime["query"].member
 }
 
+# POST /v1/projects/{id}/uploads signs V4 URLs through IAM Credentials signBlob as the query
+# function's own account (no key file): token creator on that one account, nothing wider.
+resource "google_service_account_iam_member" "query_signs_as_itself" {
+  service_account_id = google_service_account.runtime["query"].name
+  role               = "roles/iam.serviceAccountTokenCreator"
+  member             = google_service_account.runtime["query"].member
+}
+
 # Only the trigger queues jobs.
 resource "google_pubsub_topic_iam_member" "ingest_publisher" {
   topic  = google_pubsub_topic.jobs.id

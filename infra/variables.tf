@@ -278,6 +278,8 @@ variable "settings_overrides" {
         "AI_INFRA_DEFAULT_TOP_K",
         "AI_INFRA_HNSW_EF_SEARCH",
         "AI_INFRA_DEFAULT_REQUESTS_PER_MINUTE",
+        "AI_INFRA_UPLOAD_URL_TTL_SECONDS",
+        "AI_INFRA_URL_FETCH_TIMEOUT_SECONDS",
       ], name)
     ])
     error_message = "settings_overrides takes only the tuning settings listed in variables.tf; the others have their own variables or are set by Terraform."

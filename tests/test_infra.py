@@ -134,8 +134,8 @@ ALLOWED_ROLES = {
     "google_pubsub_subscription_iam_member": {"roles/pubsub.subscriber"},
     "google_cloud_run_v2_service_iam_member": {"roles/run.invoker"},
     "google_artifact_registry_repository_iam_member": {"roles/artifactregistry.writer"},
-    "google_secret_manager_secret_iam_member": {"roles/secretmanager.secretAccessor"},
     "google_service_account_iam_member": {"roles/iam.serviceAccountTokenCreator"},
+    "google_secret_manager_secret_iam_member": {"roles/secretmanager.secretAccessor"},
 }
 
 
@@ -640,3 +640,14 @@ def test_log_based_metrics_match_the_lines_the_code_logs(tf: dict[str, Any]) -> 
         assert 'jsonPayload.message=~"^job sweep finished"' in _one(metrics[name]["filter"]), name
     fields = set(SweepFigures.__dataclass_fields__)
     assert {"failed", "overdue_jobs"} <= fields  # read by the metric filters and extractor
+
+
+def test_query_may_sign_upload_urls_only_as_itself(tf: dict[str, Any]) -> None:
+    """signBlob for V4 upload URLs: token creator on the query account, granted to itself."""
+    grants = resources(tf, "google_service_account_iam_member")
+    assert set(grants) == {"query_signs_as_itself", "pubsub_agent_token_creator"}
+    grant = grants["query_signs_as_itself"]
+    query = 'google_service_account.runtime["query"]'
+    assert _one(grant["role"]) == "roles/iam.serviceAccountTokenCreator"
+    assert _one(grant["service_account_id"]) == f"${{{query}.name}}"
+    assert _one(grant["member"]) == f"${{{query}.member}}"
