@@ -28,6 +28,7 @@ from common.localstack.processes import Child, port_open
 from common.localstack.push_broker import PushBroker, PushSubscription
 from common.localstack.state import clear_state, running_stack_environment, write_state
 from common.localstack.supervisor import ChildPart, Supervisor
+from common.localstack.upload_gateway import UploadGateway
 from common.platform.config import get_settings
 
 DEMO_FILE = "demo.json"
@@ -41,6 +42,7 @@ class DevPorts:
     dead_letter: int = 8083
     gcs: int = 9023
     pubsub: int = 8085
+    uploads: int = 9024
 
 
 @dataclass
@@ -64,6 +66,7 @@ class PostgresPart:
 class _Stack:
     supervisor: Supervisor = field(default_factory=lambda: Supervisor(report=say))
     broker: PushBroker | None = None
+    gateway: UploadGateway | None = None
 
     def add(
         self, name: str, start: Callable[[], Child], after_start: Callable[[], None] | None = None
@@ -75,6 +78,9 @@ class _Stack:
         if self.broker is not None:
             self.broker.stop()
             self.broker = None
+        if self.gateway is not None:
+            self.gateway.stop()
+            self.gateway = None
 
 
 def say(message: str) -> None:
@@ -173,6 +179,10 @@ def _start(stack: _Stack, bucket: str, data_dir: Path, ports: DevPorts) -> dict[
         "AI_INFRA_BUCKET": bucket,
         "AI_INFRA_STORAGE_EMULATOR_HOST": gcs.emulator_url(ports.gcs),
         "AI_INFRA_EVENT_SINK_URL": f"http://127.0.0.1:{ports.ingest_trigger}/",
+        # Signed upload URLs point at the upload gateway, which stores and announces the PUT.
+        "AI_INFRA_SIGNED_URL_ENDPOINT": f"http://127.0.0.1:{ports.uploads}",
+        # URL sources may name pages served on this machine (never in the cloud).
+        "AI_INFRA_URL_FETCH_ALLOW_LOOPBACK": "true",
     }
     os.environ.update(environment)
     _refresh(reset_engine, reset_blob_store, reset_publisher)
@@ -185,6 +195,9 @@ def _start(stack: _Stack, bucket: str, data_dir: Path, ports: DevPorts) -> dict[
         lambda: gcs.start_gcs_emulator(port=ports.gcs, data_dir=data_dir / "gcs", log_dir=logs),
     )
     get_blob_store().ensure_bucket(bucket)
+    say(f"starting the upload gateway on :{ports.uploads} ...")
+    stack.gateway = UploadGateway(ports.uploads, environment["AI_INFRA_EVENT_SINK_URL"], say)
+    stack.gateway.start()
 
     settings = get_settings()
     worker_url = f"http://127.0.0.1:{ports.chunk_embed}/"
@@ -308,6 +321,20 @@ def _banner(ports: DevPorts, inbox: Path, demo: dict[str, str]) -> None:
         f"  curl -s {query}/v1/projects/{demo['project_id']}/query "
         f"-H 'Authorization: Bearer {demo['api_key']}' -H 'Content-Type: application/json' "
         f"-d '{body}'"
+    )
+    say("Or upload over HTTPS (a signed URL, then a PUT of the file to it):")
+    fields = '"filename": "report.pdf", "content_type": "application/pdf", "size": $SIZE'
+    request = "{" + fields.replace('"', '\\"') + "}"  # inside the double-quoted -d argument
+    say("  SIZE=$(wc -c < report.pdf)")
+    say(
+        f"  URL=$(curl -s {query}/v1/projects/{demo['project_id']}/uploads "
+        f"-H 'Authorization: Bearer {demo['api_key']}' -H 'Content-Type: application/json' "
+        f'-d "{request}" '
+        "| python3 -c 'import json,sys; print(json.load(sys.stdin)[\"upload_url\"])')"
+    )
+    say(
+        "  curl -s -X PUT --upload-file report.pdf -H 'Content-Type: application/pdf' "
+        '-H "x-goog-content-length-range: 0,$SIZE" "$URL"'
     )
     say("Press Ctrl-C to stop.")
     sys.stdout.flush()

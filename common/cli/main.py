@@ -86,6 +86,9 @@ def dev(
     dead_letter_port: Annotated[int | None, typer.Option(help="Port of dead_letter.")] = None,
     gcs_port: Annotated[int | None, typer.Option(help="Port of the GCS emulator.")] = None,
     pubsub_port: Annotated[int | None, typer.Option(help="Port of the Pub/Sub emulator.")] = None,
+    uploads_port: Annotated[
+        int | None, typer.Option(help="Port of the upload gateway (signed upload URLs).")
+    ] = None,
 ) -> None:
     """Run the whole local stack in this terminal (Ctrl-C stops everything)."""
     try:
@@ -99,6 +102,7 @@ def dev(
         "dead_letter": dead_letter_port,
         "gcs": gcs_port,
         "pubsub": pubsub_port,
+        "uploads": uploads_port,
     }
     ports = DevPorts(**{name: port for name, port in chosen.items() if port is not None})
     try:
