@@ -94,7 +94,10 @@ class DevStack:
 
 
 def start_dev_stack(project_root: Path, tmp_path: Path) -> DevStack:
-    ports = {name: free_port() for name in ("query", "ingest", "chunk", "dead", "gcs", "pubsub")}
+    ports = {
+        name: free_port()
+        for name in ("query", "ingest", "chunk", "dead", "gcs", "pubsub", "uploads")
+    }
     data_dir, inbox = tmp_path / "data", tmp_path / "inbox"
     command = [
         *README_COMMAND,
@@ -106,6 +109,7 @@ def start_dev_stack(project_root: Path, tmp_path: Path) -> DevStack:
         "--dead-letter-port", str(ports["dead"]),
         "--gcs-port", str(ports["gcs"]),
         "--pubsub-port", str(ports["pubsub"]),
+        "--uploads-port", str(ports["uploads"]),
     ]  # fmt: skip
     # A newcomer's shell: no AI_INFRA_* settings from this test session.
     env = {k: v for k, v in os.environ.items() if not k.startswith("AI_INFRA_")}
