@@ -5,15 +5,17 @@ Both arms and the fusion run in ONE SQL statement (one round trip):
 * vector arm: `ORDER BY embedding <=> q LIMIT n` filtered by project (and documents), with
   `hnsw.iterative_scan = relaxed_order` so a selective filter keeps scanning the graph instead
   of returning fewer than n rows; the arm is materialised and re-sorted by exact distance.
-* keyword arm: `content_tsv @@ websearch_to_tsquery('english', question)` ranked by
-  `ts_rank_cd`. websearch semantics demand every non-stopword term (callers may write `or`,
-  quotes and `-term`): precise matches such as part numbers. Only when no chunk has them all
-  (a chatty question: "tell me about XK-4471B") the arm falls back to chunks with any of the
-  question's identifier-like terms (codes with digits, acronyms): exactly what embeddings blur,
-  while ordinary words would only add noise to the fusion (the vector arm covers them).
-  Postgres skips that scan entirely when the strict one found something.
-* reciprocal rank fusion (k=60) of the two ranked lists; `min_score` filters on the cosine
-  similarity (1 - cosine distance), computed exactly for every fused candidate.
+* keyword arm: chunks with ANY of the question's terms, ranked by BM25 (k1 = 1.2, no length
+  normalisation: chunks are token-budgeted) with each term's idf taken from the column's
+  ANALYZE statistics (`pg_stats.most_common_elems`, no scan of the table); terms absent from
+  them are rarer than any listed one. Chunks matching every term with websearch semantics
+  (part numbers, `"quoted phrases"`, `or`, `-term`) or the question's quoted phrases rank first.
+  A partial match counts only when its terms carry `min_coverage` of the question's idf mass,
+  so one shared common word is no evidence. In a big project the rarest terms are matched first
+  and a common one joins only while the expected matches stay under MAX_KEYWORD_MATCHES, which
+  bounds the ranking work.
+* weighted reciprocal rank fusion (`Fusion`) of the two ranked lists; `min_score` filters on
+  the cosine similarity (1 - cosine distance), computed exactly for every fused candidate.
 
 Chunks are only written in the transaction that makes their document `ready` (and replaced
 atomically), and a failed document loses its chunks, so a re-uploaded document keeps answering
@@ -35,10 +37,36 @@ from sqlalchemy.orm import Session
 from common.platform.errors import ApiError
 from common.platform.models import TS_CONFIG
 
-RRF_K = 60
-# Each arm proposes this many candidates per requested result (at least MIN_CANDIDATES).
-CANDIDATES_PER_RESULT = 4
-MIN_CANDIDATES = 20
+
+@dataclass(frozen=True)
+class Fusion:
+    """How the two arms are fused (reciprocal rank fusion, weighted): bench/quality.py tunes it.
+
+    Each arm proposes `candidates_per_result` x top_k candidates (at least `min_candidates`);
+    a chunk scores sum(weight / (rrf_k + rank)) over the arms that found it. The keyword arm
+    keeps a partial match only when its terms carry `min_coverage` of the question's idf mass.
+    """
+
+    rrf_k: float = 60.0
+    dense_weight: float = 1.0
+    keyword_weight: float = 1.0
+    dense_candidates_per_result: int = 4
+    keyword_candidates_per_result: int = 4
+    min_candidates: int = 20
+    min_coverage: float = 0.5
+
+
+DEFAULT_FUSION = Fusion()
+# Keyword arm: BM25 over any of the question's terms, idf from the column's ANALYZE statistics.
+BM25_K1 = 1.2
+IDF_SMOOTHING = 0.001
+UNKNOWN_FREQUENCY = 0.01  # no statistics yet (a fresh table): every term weighs the same
+# The rarest terms are matched first; a common one joins only while the chunks the rarer ones
+# are expected to match (table-wide frequency x the project's chunks) stay under this bound, so
+# the arm ranks a bounded set of chunks in big projects. The rarest term always counts.
+MAX_KEYWORD_MATCHES = 2000
+EXACT_BONUS = 100.0  # chunks with every term (websearch semantics) or the quoted phrases first
+MAX_TERMS = 16
 
 
 @dataclass(frozen=True)
@@ -150,29 +178,65 @@ def _hybrid_sql(*, with_documents: bool, with_min_score: bool, arms: str = "hybr
         FROM document_chunks c
         WHERE c.project_id = :project_id {doc}
         ORDER BY c.embedding <=> CAST(:q AS vector)
-        LIMIT :candidates
+        LIMIT :dense_candidates
     ), vector_ranked AS (
         SELECT id, row_number() OVER (ORDER BY distance) AS rank FROM vector_arm
-    ), strict_keywords AS MATERIALIZED (
-        SELECT c.id, ts_rank_cd(c.content_tsv, query) AS relevance
-        FROM document_chunks c, websearch_to_tsquery('{TS_CONFIG}', :question) AS query
-        WHERE c.project_id = :project_id {doc} AND c.content_tsv @@ query
+    ), stats AS (
+        SELECT CAST(CAST(most_common_elems AS text) AS text[]) AS elems,
+               most_common_elem_freqs AS freqs
+        FROM pg_stats
+        WHERE schemaname = current_schema() AND tablename = 'document_chunks'
+          AND attname = 'content_tsv'
+    ), lexemes AS (
+        SELECT lexeme, freq, ln(1 + (1 - freq) / (freq + {IDF_SMOOTHING})) AS idf
+        FROM (
+            SELECT l.lexeme,
+                   coalesce(s.freqs[array_position(s.elems, l.lexeme)],
+                            s.freqs[cardinality(s.freqs) - 2] / 2, {UNKNOWN_FREQUENCY}) AS freq
+            FROM unnest(tsvector_to_array(to_tsvector('{TS_CONFIG}', :question))) AS l(lexeme)
+            LEFT JOIN stats s ON true
+            LIMIT {MAX_TERMS}
+        ) found
+    ), budget AS (
+        SELECT lexeme, idf,
+               (sum(freq) OVER (ORDER BY freq, lexeme) - freq)
+               * (SELECT coalesce(sum(chunk_count), 0) FROM documents
+                  WHERE project_id = :project_id) AS rarer_matches
+        FROM lexemes
+    ), terms AS MATERIALIZED (
+        SELECT lexeme, idf,
+               CAST('''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || ''''
+                    AS tsquery) AS query
+        FROM budget WHERE rarer_matches < {MAX_KEYWORD_MATCHES}
+    ), queries AS (
+        SELECT CAST(string_agg(CAST(query AS text), ' | ') AS tsquery) AS any_term,
+               (SELECT sum(idf) FROM lexemes) AS question_idf,
+               websearch_to_tsquery('{TS_CONFIG}', :question) AS all_terms,
+               websearch_to_tsquery('{TS_CONFIG}', :phrases) AS phrases
+        FROM terms
+    ), keyword_arm AS MATERIALIZED (
+        SELECT c.id,
+               m.bm25 + CASE WHEN m.exact THEN {EXACT_BONUS} ELSE 0 END AS relevance
+        FROM document_chunks c
+        CROSS JOIN queries q
+        CROSS JOIN LATERAL (
+            SELECT coalesce(sum(t.idf * cardinality(u.positions) * {BM25_K1 + 1}
+                                / (cardinality(u.positions) + {BM25_K1})), 0) AS bm25,
+                   coalesce(sum(t.idf), 0) AS matched_idf,
+                   c.content_tsv @@ q.all_terms
+                   OR (CAST(:phrases AS text) <> '' AND c.content_tsv @@ q.phrases) AS exact
+            FROM unnest(c.content_tsv) AS u JOIN terms t ON t.lexeme = u.lexeme
+        ) m
+        WHERE c.project_id = :project_id {doc} AND c.content_tsv @@ q.any_term
+          AND (m.exact OR m.matched_idf >= CAST(:min_coverage AS float8) * q.question_idf)
         ORDER BY relevance DESC
-        LIMIT :candidates
-    ), loose_keywords AS (
-        SELECT c.id, ts_rank_cd(c.content_tsv, query) AS relevance
-        FROM document_chunks c, websearch_to_tsquery('{TS_CONFIG}', :any_terms) AS query
-        WHERE CAST(:any_terms AS text) <> '' AND NOT EXISTS (SELECT 1 FROM strict_keywords)
-          AND c.project_id = :project_id {doc} AND c.content_tsv @@ query
-        ORDER BY relevance DESC
-        LIMIT :candidates
-    ), keyword_arm AS (
-        SELECT * FROM strict_keywords UNION ALL SELECT * FROM loose_keywords
+        LIMIT :keyword_candidates
     ), keyword_ranked AS (
         SELECT id, row_number() OVER (ORDER BY relevance DESC, id) AS rank FROM keyword_arm
     ), fused AS (
         SELECT coalesce(v.id, k.id) AS id,
-               coalesce(1.0 / ({RRF_K} + v.rank), 0) + coalesce(1.0 / ({RRF_K} + k.rank), 0)
+               coalesce(CAST(:dense_weight AS float8) / (CAST(:rrf_k AS float8) + v.rank), 0)
+               + coalesce(CAST(:keyword_weight AS float8) / (CAST(:rrf_k AS float8) + k.rank), 0)
                    AS rrf
         FROM (SELECT * FROM vector_ranked WHERE {dense}) v
         FULL OUTER JOIN (SELECT * FROM keyword_ranked WHERE {keyword}) k ON v.id = k.id
@@ -199,25 +263,13 @@ _STATEMENTS = {
 }
 
 
-_TERM = re.compile(r"\w[\w.\-]*\w|\w")
-MAX_TERMS = 16
+_QUOTED = re.compile(r'"([^"]+)"')
 
 
-def _identifier_like(term: str) -> bool:
-    letters = sum(ch.isalpha() for ch in term)
-    if any(ch.isdigit() for ch in term):
-        return len(term) >= 3
-    return letters >= 2 and term.isupper()
-
-
-def any_terms(question: str) -> str:
-    """A websearch query matching ANY identifier-like term of the question (`a or b`), or ''.
-
-    Only word-like tokens survive, so the caller's quotes and leading `-` cannot turn into
-    phrase or negation syntax; hyphenated codes (XK-4471B) stay one token.
-    """
-    terms = [term for term in _TERM.findall(question) if _identifier_like(term)]
-    return " or ".join(terms[:MAX_TERMS])
+def quoted_phrases(question: str) -> str:
+    """The question's quoted phrases as a websearch query (every phrase required), or ''."""
+    phrases = [" ".join(match.split()) for match in _QUOTED.findall(question)]
+    return " ".join(f'"{phrase}"' for phrase in phrases if phrase)
 
 
 def vector_literal(vector: np.ndarray) -> str:
@@ -250,20 +302,27 @@ def search(
     min_score: float | None = None,
     document_ids: Sequence[uuid.UUID] | None = None,
     arms: str = "hybrid",
+    fusion: Fusion = DEFAULT_FUSION,
 ) -> list[RetrievedChunk]:
     """The project's top_k chunks for this question, best first (see the module docstring).
 
     `arms` = "dense" or "keyword" ranks by that arm alone (bench/quality.py measures each).
     """
     configure_search(session, ef_search)
-    candidates = max(top_k * CANDIDATES_PER_RESULT, MIN_CANDIDATES)
     statement = _STATEMENTS[(bool(document_ids), min_score is not None, arms)]
     params: dict[str, object] = {
         "q": vector_literal(query_vector),
         "question": question,
-        "any_terms": any_terms(question),
+        "phrases": quoted_phrases(question),
         "project_id": project_id,
-        "candidates": candidates,
+        "dense_candidates": max(top_k * fusion.dense_candidates_per_result, fusion.min_candidates),
+        "keyword_candidates": max(
+            top_k * fusion.keyword_candidates_per_result, fusion.min_candidates
+        ),
+        "rrf_k": fusion.rrf_k,
+        "dense_weight": fusion.dense_weight,
+        "keyword_weight": fusion.keyword_weight,
+        "min_coverage": fusion.min_coverage,
         "top_k": top_k,
     }
     if document_ids:
