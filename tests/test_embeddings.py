@@ -4,8 +4,10 @@ talking to a local stand-in of the Vertex AI REST API (batching, task types, ret
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import numpy as np
 import pytest
 
@@ -348,3 +350,55 @@ def test_backoff_is_full_jitter_capped_and_retry_after_wins():
     assert RetryPolicy(jitter=lambda: 0.25).delay(2, None) == 1.0
     assert policy.delay(0, 3.0) == 3.0
     assert policy.delay(0, 120.0) == 4.0  # capped: never beyond the configured maximum
+
+
+def _batch_request(standin: ModelStandin, texts: list[str]) -> httpx.Response:
+    body = {
+        "requests": [
+            {
+                "model": "publishers/google/models/gemini-embedding-001",
+                "content": {"parts": [{"text": t}]},
+            }
+            for t in texts
+        ]
+    }
+    url = (
+        f"{standin.base_url}/v1beta1/projects/standin-project/locations/us-central1/"
+        "publishers/google/models/gemini-embedding-001:batchEmbedContents"
+    )
+    return httpx.post(url, json=body, headers={"Authorization": "Bearer standin-token"})
+
+
+def test_the_standin_refuses_what_the_real_api_refuses(vertex_standin):
+    too_many = _batch_request(vertex_standin, ["x"] * 251)
+    assert too_many.status_code == 400 and "at most 250" in too_many.json()["error"]["message"]
+    too_long = _batch_request(vertex_standin, ["word " * 4000] * 5)  # 25,000 tokens
+    assert too_long.status_code == 400
+    assert too_long.json()["error"]["status"] == "INVALID_ARGUMENT"
+    assert _batch_request(vertex_standin, ["x"] * 250).status_code == 200
+
+
+def test_the_standin_enforces_a_requests_per_minute_quota(vertex_standin):
+    vertex_standin.requests_per_minute = 3
+    answers = [_batch_request(vertex_standin, ["a", "b"]) for _ in range(4)]
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert 1 <= int(answers[3].headers["Retry-After"]) <= 60
+
+
+def test_a_429_storm_keeps_every_batch_whole(vertex_standin):
+    """No fallback to one text per request: every retried request carries its whole batch."""
+    settings = vertex_standin.settings(
+        embedding_provider="vertex",
+        embedding_batch_size=10,
+        embedding_concurrency=4,
+        model_max_retries=20,
+    )
+    embedder = build_embedder(settings, sleep=time.sleep)
+    embedder.embed_query("warm up")  # the client is built on first use: not inside the storm
+    vertex_standin.storm(1.0, retry_after="0.3")
+    texts = [f"passage {i} written during a storm" for i in range(60)]
+    vectors = embedder.embed_documents(texts)
+    np.testing.assert_allclose(vectors, np.stack([expected(t) for t in texts]), atol=1e-6)
+    calls = vertex_standin.requests_to("batchEmbedContents")
+    assert any(c.failed_with == 429 for c in calls)
+    assert {c.texts for c in calls} == {10}
