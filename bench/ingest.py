@@ -12,6 +12,7 @@ Run: uv run --extra local python -m bench.ingest [--documents 200]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import io
 import json
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -128,12 +130,47 @@ def main() -> None:
     args = parser.parse_args()
     # Stop the children (own sessions) on `kill` too, not only on Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    work = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    with local_pipeline(Path(tempfile.mkdtemp(prefix="bench-ingest-")), {}) as pipeline:
+        report = run(args.documents, pipeline.trigger_url, pipeline.worker_log)
+    print(json.dumps(report))
+
+
+@dataclasses.dataclass
+class Pipeline:
+    """The ingestion half of the local stack, as `ai-infra dev` runs it, for one bench."""
+
+    trigger_url: str
+    worker_port: int
+    logs: Path
+    worker: Any = None
+    runs: int = 0
+
+    @property
+    def worker_log(self) -> Path:
+        return self.logs / f"run{self.runs}" / "chunk_embed.log"
+
+    def restart_worker(self, env: dict[str, str]) -> None:
+        """A fresh chunk_embed with `env` on top of the bench's settings; its own log."""
+        from common.localstack import functions
+
+        if self.worker is not None:
+            self.worker.stop()
+        self.runs += 1
+        self.worker = functions.start_function(
+            "chunk_embed", port=self.worker_port, env=env, log_dir=self.worker_log.parent
+        )
+
+
+@contextlib.contextmanager
+def local_pipeline(work: Path, env: dict[str, str]) -> Iterator[Pipeline]:
+    """Embedded Postgres, GCS and Pub/Sub emulators, chunk_embed and ingest_trigger; `env`
+    (e.g. the embedding provider) applies to this process and the functions."""
     os.environ.update(
         {
             "AI_INFRA_GCP_PROJECT": "bench-project",
             "AI_INFRA_BUCKET": "bench-bucket",
             "AI_INFRA_LOG_LEVEL": "INFO",
+            **env,
         }
     )
     from common.localstack import embedded_pg, functions, gcs, pubsub
@@ -165,25 +202,27 @@ def main() -> None:
             port=pubsub_port, project="bench-project", data_dir=work / "pubsub", log_dir=logs
         ),
     ]
+    pipeline = Pipeline(f"http://127.0.0.1:{trigger_port}/", worker_port, logs)
     try:
         pubsub.wire_topics(get_settings(), push_endpoint=f"http://127.0.0.1:{worker_port}/")
-        children.append(
-            functions.start_function("chunk_embed", port=worker_port, env={}, log_dir=logs)
-        )
+        pipeline.restart_worker({})
         children.append(
             functions.start_function("ingest_trigger", port=trigger_port, env={}, log_dir=logs)
         )
         get_blob_store().ensure_bucket("bench-bucket")
-        report = run(args.documents, f"http://127.0.0.1:{trigger_port}/", logs / "chunk_embed.log")
+        yield pipeline
     finally:
+        if pipeline.worker is not None:
+            pipeline.worker.stop()
         for child in reversed(children):
             child.stop()
         reset_engine()
         database.stop()
-    print(json.dumps(report))
 
 
-def run(documents: int, trigger_url: str, worker_log: Path) -> dict[str, Any]:
+def ingest_files(files: list[tuple[str, bytes, str]], trigger_url: str) -> tuple[uuid.UUID, float]:
+    """Upload `files` into a new project, announce them as Eventarc would, wait until every
+    one is ready or failed; (project id, wall seconds from the first event)."""
     from sqlalchemy import func, select
 
     from common.localstack.eventarc import FINALIZED, send_storage_event
@@ -199,7 +238,6 @@ def run(documents: int, trigger_url: str, worker_log: Path) -> dict[str, Any]:
         session.add(project)
         session.flush()
         project_id = project.id
-    files = corpus(documents)
     store = get_blob_store()
     blobs = [store.upload("bench-bucket", f"{project_id}/{n}", d, m) for n, d, m in files]
     total_bytes = sum(len(d) for _, d, _ in files)
@@ -223,7 +261,11 @@ def run(documents: int, trigger_url: str, worker_log: Path) -> dict[str, Any]:
         if not pending:
             break
         time.sleep(0.25)
-    wall = time.perf_counter() - started
+    return project_id, time.perf_counter() - started
+
+
+def run(documents: int, trigger_url: str, worker_log: Path) -> dict[str, Any]:
+    project_id, wall = ingest_files(corpus(documents), trigger_url)
     stages, chunks, jobs = _stage_totals(worker_log)
     stored = _stored_documents(project_id)
     # Each phase starts from a vacuumed table, so none pays for another's dead index entries.
