@@ -335,6 +335,63 @@ def evaluate(
     return scores, latencies
 
 
+def hybrid_ndcg(
+    project_id: uuid.UUID,
+    questions: list[Question],
+    relevant: dict[str, set[uuid.UUID]],
+    vectors: dict[str, Any],
+    fusion: Any,
+) -> float:
+    """Mean hybrid nDCG@10 over these questions with this fusion."""
+    from common.platform.config import get_settings
+    from common.platform.db import transaction
+    from common.query.retrieval import search
+
+    scores = Scores()
+    for question in questions:
+        with transaction() as session:
+            found = search(
+                session,
+                project_id=project_id,
+                query_vector=vectors[question.id],
+                question=question.question,
+                top_k=DEPTH,
+                ef_search=get_settings().hnsw_ef_search,
+                fusion=fusion,
+            )
+        scores.add([chunk.chunk_id for chunk in found], relevant[question.id])
+    return scores.mean("ndcg@10")
+
+
+def tune(
+    project_id: uuid.UUID,
+    questions: list[Question],
+    relevant: dict[str, set[uuid.UUID]],
+    vectors: dict[str, Any],
+) -> Any:
+    """Grid search of the fusion on the tune split only; prints the best few, returns the best."""
+    import itertools
+
+    from common.query.retrieval import Fusion
+
+    tuning = [q for q in questions if q.split == "tune"]
+    results = []
+    # Coverage stays >= 0.2: below it one shared common word puts a chunk in the fusion.
+    grid = itertools.product((15, 30, 60), (0.75, 1.0, 1.5, 2.0), (0.2, 0.3, 0.5), (4, 8))
+    for rrf_k, keyword_weight, coverage, keyword_depth in grid:
+        fusion = Fusion(
+            rrf_k=rrf_k,
+            keyword_weight=keyword_weight,
+            min_coverage=coverage,
+            keyword_candidates_per_result=keyword_depth,
+        )
+        results.append((hybrid_ndcg(project_id, tuning, relevant, vectors, fusion), fusion))
+    results.sort(key=lambda result: -result[0])
+    for ndcg, fusion in results[:8]:
+        print(f"tune nDCG@10 {ndcg:.4f}  {fusion}", file=sys.stderr)
+    return results[0][1]
+
+
 def citation_accuracy(
     team_id: uuid.UUID,
     project_id: uuid.UUID,
@@ -390,6 +447,9 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="three documents (CI)")
     parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
     parser.add_argument(
+        "--tune", action="store_true", help="grid-search the fusion on the tune split first"
+    )
+    parser.add_argument(
         "--data",
         type=Path,
         help="keep the database here; a later run with the same folder skips ingestion "
@@ -420,7 +480,10 @@ def main() -> None:
         relevant = {q.id: relevant_chunks(q, chunks, texts) for q in questions}
         embedder = get_embedder()
         vectors = {q.id: embedder.embed_query(q.question) for q in questions}
-        scores, latencies = evaluate(project_id, questions, relevant, vectors)
+        options: dict[str, Any] = {}
+        if args.tune:
+            options["fusion"] = tune(project_id, questions, relevant, vectors)
+        scores, latencies = evaluate(project_id, questions, relevant, vectors, **options)
         citations = citation_accuracy(team_id, project_id, questions, relevant)
     counts = {split: sum(q.split == split for q in questions) for split in SPLITS}
     figures = report(scores, citations, counts)

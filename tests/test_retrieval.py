@@ -12,6 +12,7 @@ from common.platform.config import get_settings
 from common.platform.db import transaction
 from common.platform.models import DocumentStatus
 from common.query.retrieval import (
+    DEFAULT_FUSION,
     EmbeddingModelMismatchError,
     RetrievedChunk,
     check_embedding_model,
@@ -153,7 +154,9 @@ def test_keyword_arm_alone_can_surface_a_chunk(small_project: Tenant) -> None:
     vector[0] = 1.0
     results = _search(small_project.project_id, "ZQ-9912", vector=vector)
     assert results and results[0].chunk_id == ids[0]
-    assert results[0].rrf_score == pytest.approx(2 / 61)
+    fusion = DEFAULT_FUSION
+    both = (fusion.dense_weight + fusion.keyword_weight) / (fusion.rrf_k + 1)
+    assert results[0].rrf_score == pytest.approx(both)
 
 
 def test_empty_project_returns_nothing(small_project: Tenant) -> None:
