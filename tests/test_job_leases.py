@@ -153,3 +153,16 @@ def test_a_queued_job_of_an_overwritten_generation_is_closed_by_the_sweep(
     assert closed.status is JobStatus.FAILED
     assert (closed.error_message or "").startswith("superseded by generation")
     assert job(newer.job_id).status is JobStatus.QUEUED
+
+
+def test_after_a_broker_restart_every_queued_job_is_published_again_at_once(
+    emulators: dict[str, str], tenant: Tenant
+) -> None:
+    queued = queue_upload(emulators, tenant, "lost-message.txt", TEXT.encode())
+    published = datetime.now(UTC) - timedelta(seconds=5)
+    set_job(queued, published_at=published, created_at=published)
+    sweep_stuck_jobs()
+    assert job(queued.job_id).published_at == published  # recent: left to the broker
+    sweep_stuck_jobs(republish_after=timedelta(0))  # the broker lost every message
+    republished = job(queued.job_id).published_at
+    assert republished is not None and republished > published

@@ -140,11 +140,15 @@ def run_dev(
         say("stopped; nothing is left running")
 
 
-def _sweep() -> None:
+def _sweep(*, broker_restarted: bool = False) -> None:
+    """The job sweep; after a broker restart every queued job is published again at once
+    (the emulator kept none of their messages)."""
+    from datetime import timedelta
+
     from common.ingestion.sweeper import sweep_stuck_jobs
 
     try:
-        report = sweep_stuck_jobs()
+        report = sweep_stuck_jobs(republish_after=timedelta(0) if broker_restarted else None)
     except Exception as error:  # e.g. Postgres restarting: say why in one line, sweep again later
         reason = " ".join(str(error).split())[:200]
         say(f"job sweep failed: {type(error).__name__}: {reason}")
@@ -217,6 +221,10 @@ def _start(stack: _Stack, bucket: str, data_dir: Path, ports: DevPorts) -> dict[
                 dead_letter_endpoint=f"http://127.0.0.1:{ports.dead_letter}/",
             )
 
+        def rewire_and_republish() -> None:
+            wire()
+            _sweep(broker_restarted=True)
+
         stack.add(
             "pubsub-emulator",
             lambda: pubsub.start_pubsub_emulator(
@@ -225,7 +233,7 @@ def _start(stack: _Stack, bucket: str, data_dir: Path, ports: DevPorts) -> dict[
                 data_dir=data_dir / "pubsub",
                 log_dir=logs,
             ),
-            after_start=wire,
+            after_start=rewire_and_republish,
         )
         wire()
     else:

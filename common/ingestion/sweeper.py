@@ -73,11 +73,17 @@ def handle_dead_letter(message: JobMessage) -> bool:
     return True
 
 
-def sweep_stuck_jobs(now: datetime | None = None) -> SweepReport:
+def sweep_stuck_jobs(
+    now: datetime | None = None, *, republish_after: timedelta | None = None
+) -> SweepReport:
+    """`republish_after`: instead of `job_republish_seconds` (0 after the broker lost every
+    message, as a restarted Pub/Sub emulator does)."""
     settings = get_settings()
     now = now or datetime.now(UTC)
     timed_out = now - timedelta(seconds=settings.job_timeout_seconds)
-    stale_publish = now - timedelta(seconds=settings.job_republish_seconds)
+    if republish_after is None:
+        republish_after = timedelta(seconds=settings.job_republish_seconds)
+    stale_publish = now - republish_after
     requeued = failed = republished = 0
     with transaction() as session:
         candidates = session.execute(

@@ -16,6 +16,7 @@ from common.platform.config import Settings
 from common.platform.messaging import pubsub_clients
 
 JOBS_SUBSCRIPTION = "chunk-embed-push"
+LOCAL_ACK_DEADLINE_SECONDS = 30
 DEAD_LETTER_SUBSCRIPTION = "dead-letters"
 DEAD_LETTER_PUSH_SUBSCRIPTION = "dead-letter-handler"
 
@@ -63,7 +64,10 @@ def wire_topics(
             "name": f"projects/{project}/subscriptions/{JOBS_SUBSCRIPTION}",
             "topic": jobs,
             "push_config": {"push_endpoint": push_endpoint},
-            "ack_deadline_seconds": 600,
+            # Short on purpose: pushes held by a worker that was killed are redelivered within
+            # this, not after the function timeout; a redelivery of a job still running is
+            # acknowledged by the worker (its lease is live), so a long job loses nothing.
+            "ack_deadline_seconds": LOCAL_ACK_DEADLINE_SECONDS,
             "dead_letter_policy": {
                 "dead_letter_topic": dead,
                 "max_delivery_attempts": settings.max_delivery_attempts,

@@ -12,9 +12,14 @@ from cloudevents.http import CloudEvent
 
 from common.ingestion.jobs import run_job
 from common.platform.events import MalformedEventError, parse_job_message
-from common.platform.runtime import ensure_schema_matches, start_function
+from common.platform.runtime import (
+    answer_transient_errors_with_503,
+    ensure_schema_matches,
+    start_function,
+)
 
 start_function()
+answer_transient_errors_with_503()
 logger = logging.getLogger("functions.chunk_embed")
 
 

@@ -9,9 +9,10 @@ from cloudevents.http import CloudEvent
 
 from common.ingestion.sweeper import handle_dead_letter
 from common.platform.events import MalformedEventError, parse_job_message
-from common.platform.runtime import start_function
+from common.platform.runtime import answer_transient_errors_with_503, start_function
 
 start_function()
+answer_transient_errors_with_503()
 logger = logging.getLogger("functions.dead_letter")
 
 

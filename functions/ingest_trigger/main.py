@@ -17,9 +17,10 @@ from common.platform.events import (
     MalformedEventError,
     parse_storage_event,
 )
-from common.platform.runtime import start_function
+from common.platform.runtime import answer_transient_errors_with_503, start_function
 
 start_function()
+answer_transient_errors_with_503()
 logger = logging.getLogger("functions.ingest_trigger")
 
 
