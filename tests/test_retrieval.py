@@ -159,6 +159,50 @@ def test_keyword_arm_alone_can_surface_a_chunk(small_project: Tenant) -> None:
     assert results[0].rrf_score == pytest.approx(both)
 
 
+def _keyword_only(project_id: uuid.UUID, question: str) -> list[RetrievedChunk]:
+    with transaction() as session:
+        return search(
+            session,
+            project_id=project_id,
+            query_vector=get_embedder().embed_query(question),
+            question=question,
+            top_k=5,
+            ef_search=get_settings().hnsw_ef_search,
+            arms="keyword",
+        )
+
+
+def test_keyword_arm_ranks_partial_matches_by_their_rare_terms(small_project: Tenant) -> None:
+    """A chatty question shares only some words with the answer: the arm still finds it."""
+    _, ids = insert_document(
+        small_project,
+        "layout",
+        [
+            "The fancyhdr package sets running headers and footers in the preamble.",
+            "Headers of a table are set in bold in the preamble of the report.",
+            "The preamble loads every package before the document begins.",
+        ],
+    )
+    results = _keyword_only(
+        small_project.project_id,
+        "Which two commands would switch my document over to fancyhdr headers and footers?",
+    )
+    assert results and results[0].chunk_id == ids[0]
+
+
+def test_keyword_arm_puts_the_quoted_phrase_first(small_project: Tenant) -> None:
+    _, ids = insert_document(
+        small_project,
+        "phrases",
+        [
+            "The seal of the valve is checked by the pressure team every spring.",
+            "Check the pressure valve seal before the boiler is started.",
+        ],
+    )
+    results = _keyword_only(small_project.project_id, 'when is the "pressure valve" inspected')
+    assert results[0].chunk_id == ids[1]
+
+
 def test_empty_project_returns_nothing(small_project: Tenant) -> None:
     assert _search(small_project.project_id, "anything at all?") == []
 

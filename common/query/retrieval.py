@@ -13,7 +13,8 @@ Both arms and the fusion run in ONE SQL statement (one round trip):
   A partial match counts only when its terms carry `min_coverage` of the question's idf mass,
   so one shared common word is no evidence. In a big project the rarest terms are matched first
   and a common one joins only while the expected matches stay under MAX_KEYWORD_MATCHES, which
-  bounds the ranking work.
+  bounds the ranking work. Chunks with equal keyword evidence share a rank (random ids never
+  order them; the vector arm decides).
 * weighted reciprocal rank fusion (`Fusion`) of the two ranked lists; `min_score` filters on
   the cosine similarity (1 - cosine distance), computed exactly for every fused candidate.
 
@@ -234,7 +235,7 @@ def _hybrid_sql(*, with_documents: bool, with_min_score: bool, arms: str = "hybr
         ORDER BY relevance DESC
         LIMIT :keyword_candidates
     ), keyword_ranked AS (
-        SELECT id, row_number() OVER (ORDER BY relevance DESC, id) AS rank FROM keyword_arm
+        SELECT id, rank() OVER (ORDER BY relevance DESC) AS rank FROM keyword_arm
     ), fused AS (
         SELECT coalesce(v.id, k.id) AS id,
                coalesce(CAST(:dense_weight AS float8) / (CAST(:rrf_k AS float8) + v.rank), 0)
