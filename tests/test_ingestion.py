@@ -315,6 +315,45 @@ def test_text_markdown_and_html_files_become_ready(
         assert "hidden" not in text and "**" not in text
 
 
+def test_chunks_carry_title_and_heading_path_as_context_but_cite_the_text(
+    ingestion_stack: IngestionStack, tenant: Tenant
+) -> None:
+    from common.ingestion.extract import extract_text
+
+    files = {
+        "manual.md": (
+            b"# Boiler manual\n\n## Maintenance\n\n### Pressure valve\n\n"
+            b"Open it twice a year and check the seal.",
+            "text/markdown",
+        ),
+        "manual.html": (
+            b"<html><body><h1>Boiler manual \xc2\xb6</h1><h2>Maintenance</h2><h3></h3>"
+            b"<h3>Pressure valve</h3><p>Open it twice a year and check the seal.</p>"
+            b"</body></html>",
+            "text/html",
+        ),
+    }
+    for path, (data, mime) in files.items():
+        blob = upload(ingestion_stack, tenant, path, data, mime)
+        finalize(ingestion_stack, blob)
+        document = wait_for_document(ingestion_stack, tenant, blob, {DocumentStatus.READY})
+        extracted = extract_text(data, mime_type=mime, filename=path, max_pages=10)
+        (chunk,) = chunks_of(document.id)
+        assert chunk.context == "manual > Boiler manual > Maintenance > Pressure valve"
+        assert chunk.content == extracted.text[chunk.char_start : chunk.char_end]
+        assert "\ufdd0" not in chunk.content and chunk.content.startswith("Boiler manual")
+        with transaction() as session:  # the context is full-text indexed with the content
+            found = session.scalar(
+                select(func.count())
+                .select_from(DocumentChunk)
+                .where(
+                    DocumentChunk.id == chunk.id,
+                    DocumentChunk.content_tsv.op("@@")(func.plainto_tsquery("english", "manual")),
+                )
+            )
+        assert found == 1
+
+
 def test_chunk_offsets_slice_the_extracted_text(
     ingestion_stack: IngestionStack, tenant: Tenant
 ) -> None:

@@ -30,6 +30,7 @@ COPY_COLUMNS = (
     "char_start",
     "char_end",
     "token_count",
+    "context",
 )
 _COPY_SQL = f"COPY document_chunks ({', '.join(COPY_COLUMNS)}) FROM STDIN WITH (FORMAT binary)"
 _BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -112,6 +113,7 @@ def _copy_payload(
             _int_field(chunk.char_start),
             _int_field(chunk.char_end),
             _int_field(chunk.token_count),
+            _NULL if chunk.context is None else _field(chunk.context.replace("\x00", "").encode()),
         ]
     parts.append(_TRAILER)
     return b"".join(parts)

@@ -49,6 +49,8 @@ class Chunk:
     page_start: int
     page_end: int
     token_count: int
+    # Title and section heading path: embedded and indexed with the content, never cited.
+    context: str | None = None
 
 
 def chunk_text(

@@ -3,7 +3,9 @@
 Formats: PDF (page by page, page numbers kept), Word .docx (body text in reading order), plain
 text (any text/* type), Markdown, HTML (visible text). Pages are normalised one by one (see
 `common.ingestion.extractors.normalize`) and joined with a blank line, so a page span is exact
-and no paragraph crosses a page. Non-paged formats have one page, numbered 1. Every kind of bad
+and no paragraph crosses a page. Non-paged formats have one page, numbered 1. Section headings
+(HTML and Markdown headings, PDF bookmarks or else numbered section lines) come with their
+offsets in the normalised text (see `common.ingestion.extractors.headings`). Every kind of bad
 input raises `PermanentIngestionError` with a message that is safe to show to users (it never
 quotes document text).
 """
@@ -12,15 +14,22 @@ from __future__ import annotations
 
 import functools
 import mimetypes
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from common.ingestion.extractors.docx import MIME_TYPE as DOCX_MIME_TYPE
 from common.ingestion.extractors.docx import extract_docx_text, is_docx
-from common.ingestion.extractors.html import declared_charset, html_to_text
-from common.ingestion.extractors.markdown import markdown_to_text
+from common.ingestion.extractors.headings import (
+    Heading,
+    marked_headings,
+    numbered_headings,
+    place_outline,
+    take_marks,
+)
+from common.ingestion.extractors.html import declared_charset, html_outline
+from common.ingestion.extractors.markdown import markdown_outline
 from common.ingestion.extractors.normalize import UnicodeForm, has_text, normalize_text
-from common.ingestion.extractors.pdf import extract_pdf_pages
+from common.ingestion.extractors.pdf import extract_pdf
 from common.ingestion.extractors.text import decode_text
 from common.platform.errors import PermanentIngestionError
 
@@ -63,6 +72,9 @@ class Page:
 class ExtractedText:
     text: str
     pages: list[Page]
+    # Section headings in text order (HTML and Markdown headings, PDF bookmarks or numbered
+    # section lines); chunks carry their heading path as context.
+    headings: list[Heading] = field(default_factory=list)
 
 
 class _Kind(StrEnum):
@@ -102,40 +114,59 @@ def extract_text(
         raise PermanentIngestionError("the file is empty")
     kind, charset = _resolve_kind(data, mime_type, filename)
     if kind is _Kind.PDF:
-        return _assemble(
-            extract_pdf_pages(data, max_pages=max_pages), form="NFKC", empty=_NO_TEXT_PDF
-        )
+        raw_pages, outline = extract_pdf(data, max_pages=max_pages)
+        document = _assemble(raw_pages, form="NFKC", empty=_NO_TEXT_PDF)
+        spans = [(page.number, page.char_start, page.char_end) for page in document.pages]
+        headings = place_outline(document.text, spans, outline) if outline else []
+        return replace(document, headings=headings or numbered_headings(document.text))
     if kind is _Kind.DOCX:
         return _assemble(
             [extract_docx_text(data)], form="NFC", empty="no text in the Word document"
         )
     if kind is _Kind.HTML:
         source = decode_text(data, declared_charset=charset or declared_charset(data))
-        return _assemble([html_to_text(source)], form="NFC", empty="no visible text in the HTML")
+        text, levels = html_outline(source)
+        return _assemble([text], form="NFC", empty="no visible text in the HTML", marked=levels)
     source = decode_text(data, declared_charset=charset)
     if kind is _Kind.MARKDOWN:
-        source = markdown_to_text(source)
+        text, levels = markdown_outline(source)
+        return _assemble(
+            [text], form="NFC", empty="no extractable text (the file is blank)", marked=levels
+        )
     return _assemble([source], form="NFC", empty="no extractable text (the file is blank)")
 
 
-def _assemble(raw_pages: list[str], *, form: UnicodeForm, empty: str) -> ExtractedText:
+def _assemble(
+    raw_pages: list[str],
+    *,
+    form: UnicodeForm,
+    empty: str,
+    marked: list[tuple[int, str]] | None = None,
+) -> ExtractedText:
+    """Normalise and join the pages; `marked`: the headings whose marks the (one) page holds."""
     parts: list[str] = []
     pages: list[Page] = []
+    headings: list[Heading] = []
     cursor = 0
     for number, raw in enumerate(raw_pages, start=1):
         text = normalize_text(raw, form=form)
+        positions: list[int] = []
+        if marked is not None:
+            text, positions = take_marks(text)
         if not has_text(text):
             pages.append(Page(number, cursor, cursor))
             continue
         if parts:
             parts.append(PAGE_SEPARATOR)
             cursor += len(PAGE_SEPARATOR)
+        if marked is not None:
+            headings += marked_headings(marked, positions, cursor)
         parts.append(text)
         pages.append(Page(number, cursor, cursor + len(text)))
         cursor += len(text)
     if not parts:
         raise PermanentIngestionError(empty)
-    return ExtractedText(text="".join(parts), pages=pages)
+    return ExtractedText(text="".join(parts), pages=pages, headings=headings)
 
 
 def _resolve_kind(data: bytes, mime_type: str | None, filename: str) -> tuple[_Kind, str | None]:

@@ -32,6 +32,12 @@ from common.ingestion.chunking import Chunk, chunk_text
 from common.ingestion.extract import extract_text
 from common.ingestion.job_write import fail_document, give_up, lock_for_write, write_result
 from common.ingestion.lease import LeaseKeeper, LeaseLostError, lease_deadline, lease_is_live
+from common.ingestion.sections import (
+    CONTEXT_TOKENS,
+    document_title,
+    embedding_input,
+    with_context,
+)
 from common.platform.config import get_settings
 from common.platform.db import transaction
 from common.platform.errors import PermanentIngestionError, TransientError
@@ -211,16 +217,23 @@ def _build_chunks(
     with stages.timed("chunk"):
         chunks = chunk_text(
             document,
-            # A chunk longer than the model's input would be silently truncated when embedded.
-            max_tokens=min(settings.chunk_tokens, embedder.max_input_tokens),
+            # A chunk longer than the model's input would be silently truncated when embedded;
+            # the context line (title and section headings) is embedded before the content.
+            max_tokens=min(settings.chunk_tokens, embedder.max_input_tokens - CONTEXT_TOKENS),
             overlap_tokens=settings.chunk_overlap_tokens,
+            tokenizer=embedder,
+        )
+        chunks = with_context(
+            chunks,
+            title=document_title(message.name),
+            headings=document.headings,
             tokenizer=embedder,
         )
     if not chunks:
         raise PermanentIngestionError("no text to index after extraction")
     lease.check()
     with stages.timed("embed"):
-        embeddings = embedder.embed_documents([chunk.content for chunk in chunks])
+        embeddings = embedder.embed_documents([embedding_input(chunk) for chunk in chunks])
     return chunks, embeddings, embedder.model_name
 
 

@@ -36,6 +36,9 @@ from common.platform.config import get_settings
 EMBEDDING_DIM = get_settings().resolved_embedding_dim
 # The text-search configuration of the generated tsvector column; queries must use the same.
 TS_CONFIG = "english"
+CHUNK_TSV_EXPRESSION = (
+    f"to_tsvector('{TS_CONFIG}'::regconfig, coalesce(context || ' ', '') || content)"
+)
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -263,8 +266,11 @@ class DocumentChunk(Base):
     char_start: Mapped[int] = mapped_column(Integer, nullable=False)
     char_end: Mapped[int] = mapped_column(Integer, nullable=False)
     token_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    # Document title and section heading path ("title > chapter > section"): embedded and
+    # indexed with the content, never cited (content and offsets stay the extracted text).
+    context: Mapped[str | None] = mapped_column(Text)
     content_tsv: Mapped[str] = mapped_column(
-        TSVECTOR, Computed(f"to_tsvector('{TS_CONFIG}'::regconfig, content)", persisted=True)
+        TSVECTOR, Computed(CHUNK_TSV_EXPRESSION, persisted=True)
     )
     created_at: Mapped[datetime] = _created_at()
 

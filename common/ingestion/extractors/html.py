@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+from common.ingestion.extractors.headings import HEADING_MARK, clean_heading
+
 _INVISIBLE = frozenset(
     {
         "head",
@@ -37,6 +39,7 @@ _BLOCK = frozenset(
      "section", "summary", "table", "tbody", "tfoot", "thead", "ul"}
 )  # fmt: skip
 _LINE = frozenset({"br", "li", "tr", "option"})
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _CELL = frozenset({"td", "th"})
 _DISPLAY_NONE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGNORECASE)
 _WHITESPACE = re.compile(r"\s+")
@@ -51,10 +54,17 @@ def declared_charset(data: bytes) -> str | None:
 
 def html_to_text(source: str) -> str:
     """Visible text with block structure as blank lines (whitespace is normalised afterwards)."""
+    text, _ = html_outline(source)
+    return text.replace(HEADING_MARK, "")
+
+
+def html_outline(source: str) -> tuple[str, list[tuple[int, str]]]:
+    """The visible text with HEADING_MARK before each non-empty <h1>-<h6>, and their (level,
+    text) in order (see `common.ingestion.extractors.headings`)."""
     parser = _VisibleText()
-    parser.feed(source)
+    parser.feed(source.replace(HEADING_MARK, ""))
     parser.close()
-    return parser.text()
+    return parser.text(), parser.headings
 
 
 def _is_hidden(attrs: list[tuple[str, str | None]]) -> bool:
@@ -75,6 +85,8 @@ class _VisibleText(HTMLParser):
         self._skip_tag: str | None = None  # the element whose subtree is being dropped
         self._skip_depth = 0
         self._pre_depth = 0
+        self.headings: list[tuple[int, str]] = []
+        self._heading: tuple[str, int, list[str]] | None = None  # tag, mark index, its text
 
     def text(self) -> str:
         return "".join(self._parts)
@@ -95,6 +107,9 @@ class _VisibleText(HTMLParser):
         self._break(tag)
         if tag == "pre":
             self._pre_depth += 1
+        if tag in _HEADINGS and self._heading is None:
+            self._heading = (tag, len(self._parts), [])
+            self._parts.append(HEADING_MARK)
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if self._skip_tag is None:
@@ -109,12 +124,22 @@ class _VisibleText(HTMLParser):
             return
         if tag == "pre" and self._pre_depth:
             self._pre_depth -= 1
+        if self._heading is not None and tag == self._heading[0]:
+            _, mark, words = self._heading
+            title = clean_heading("".join(words))
+            if title:
+                self.headings.append((int(tag[1]), title))
+            else:
+                self._parts[mark] = ""  # an empty heading marks nothing
+            self._heading = None
         if tag in _BLOCK:  # line and cell breaks go before their element, blocks around it
             self._break(tag)
 
     def handle_data(self, data: str) -> None:
         if self._skip_tag is not None:
             return
+        if self._heading is not None:
+            self._heading[2].append(data)
         if self._pre_depth:
             self._parts.append(data)
         else:

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+from common.ingestion.extractors.headings import HEADING_MARK, clean_heading
+
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
@@ -39,7 +41,15 @@ _ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~])")
 
 def markdown_to_text(source: str) -> str:
     """Plain text of a Markdown document (normalisation of whitespace happens afterwards)."""
-    source = _FRONT_MATTER.sub("", source.replace("\r\n", "\n"))
+    text, _ = markdown_outline(source)
+    return text.replace(HEADING_MARK, "")
+
+
+def markdown_outline(source: str) -> tuple[str, list[tuple[int, str]]]:
+    """The plain text with HEADING_MARK before each non-empty heading, and their (level, text)
+    in order (see `common.ingestion.extractors.headings`)."""
+    headings: list[tuple[int, str]] = []
+    source = _FRONT_MATTER.sub("", source.replace(HEADING_MARK, "").replace("\r\n", "\n"))
     source = _HTML_COMMENT.sub("", source)
     out: list[str] = []
     in_fence: str | None = None
@@ -56,19 +66,24 @@ def markdown_to_text(source: str) -> str:
             in_fence = fence.group(1)
             out.append("")
             continue
-        converted = _block_line(line, out)
+        converted = _block_line(line, out, headings)
         if converted is not None:
             out.append(converted)
-    return "\n".join(out)
+    return "\n".join(out), headings
 
 
-def _block_line(line: str, previous: list[str]) -> str | None:
+def _block_line(line: str, previous: list[str], headings: list[tuple[int, str]]) -> str | None:
     """The text of one line outside code fences; None drops the line without a break."""
     heading = _ATX_HEADING.match(line)
     if heading:
-        return f"\n{_inline(heading.group(1))}\n"
+        title = _inline(heading.group(1))
+        if not clean_heading(title):
+            return f"\n{title}\n"
+        headings.append((len(line.lstrip().split(maxsplit=1)[0].rstrip()), clean_heading(title)))
+        return f"\n{HEADING_MARK}{title}\n"
     if _SETEXT_UNDERLINE.match(line) and previous and previous[-1].strip():
-        previous[-1] = f"\n{previous[-1]}"
+        headings.append((1 if line.strip().startswith("=") else 2, clean_heading(previous[-1])))
+        previous[-1] = f"\n{HEADING_MARK}{previous[-1]}"
         return "\n"  # the line above was a heading: make it its own paragraph
     if _TABLE_SEPARATOR.match(line) or _REFERENCE_DEFINITION.match(line):
         return None

@@ -11,8 +11,9 @@ import logging
 import re
 import struct
 import zlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from common.ingestion.extractors.headings import clean_heading
 from common.platform.errors import PermanentIngestionError
 
 if TYPE_CHECKING:
@@ -44,6 +45,12 @@ _PARSER_ERRORS: tuple[type[BaseException], ...] = (
 
 def extract_pdf_pages(data: bytes, *, max_pages: int) -> list[str]:
     """The raw text of every page, in page order (page N is element N - 1)."""
+    return extract_pdf(data, max_pages=max_pages)[0]
+
+
+def extract_pdf(data: bytes, *, max_pages: int) -> tuple[list[str], list[tuple[int, str, int]]]:
+    """The raw text of every page and the document outline (bookmarks) as (level, title, page
+    number), in reading order; a PDF without a readable outline has none."""
     from pypdf import PdfReader
     from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 
@@ -75,7 +82,32 @@ def extract_pdf_pages(data: bytes, *, max_pages: int) -> list[str]:
             raise _unsupported_feature(exc, page=number) from exc
         except broken as exc:
             raise _corrupt(exc, page=number) from exc
-    return pages
+    return pages, _outline(reader, broken)
+
+
+def _outline(
+    reader: PdfReader, broken: tuple[type[BaseException], ...]
+) -> list[tuple[int, str, int]]:
+    """Bookmarks are optional metadata: a damaged outline costs the headings, not the file."""
+    entries: list[tuple[int, str, int]] = []
+
+    def walk(items: list[Any], level: int) -> None:
+        for item in items:
+            if isinstance(item, list):
+                walk(item, level + 1)
+                continue
+            page = reader.get_destination_page_number(item)
+            title = clean_heading(str(item.title or ""))
+            if page is not None and page >= 0 and title:
+                entries.append((level, title, page + 1))
+
+    failures: tuple[type[BaseException], ...] = (*broken, NotImplementedError)
+    try:
+        walk(reader.outline, 1)
+    except failures as exc:
+        logger.info("unreadable PDF outline: %s", type(exc).__name__)
+        return []
+    return entries
 
 
 def _decrypt_with_empty_password(reader: PdfReader) -> None:
