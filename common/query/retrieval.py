@@ -67,7 +67,7 @@ UNKNOWN_FREQUENCY = 0.01  # no statistics yet (a fresh table): every term weighs
 # The rarest terms are matched first; a common one joins only while the chunks the rarer ones
 # are expected to match (table-wide frequency x the project's chunks) stay under this bound, so
 # the arm ranks a bounded set of chunks in big projects. The rarest term always counts.
-MAX_KEYWORD_MATCHES = 2000
+MAX_KEYWORD_MATCHES = 1000
 EXACT_BONUS = 100.0  # chunks with every term (websearch semantics) or the quoted phrases first
 MAX_TERMS = 16
 
@@ -168,6 +168,9 @@ def check_searchable(
 ARMS = ("hybrid", "dense", "keyword")
 
 
+# The keyword arm's BM25 reads only the question's lexemes of a chunk: setweight marks them
+# (weight A, a binary search each) and ts_filter keeps them, so a matching chunk is not unnested
+# whole. (No SQL comments in the statement: its whitespace is collapsed to one line.)
 def _hybrid_sql(*, with_documents: bool, with_min_score: bool, arms: str = "hybrid") -> str:
     """The search statement; `arms` keeps one arm alone (dense, keyword) for bench/quality.py."""
     document_filter = "AND c.document_id = ANY(CAST(:document_ids AS uuid[]))"
@@ -213,6 +216,7 @@ def _hybrid_sql(*, with_documents: bool, with_min_score: bool, arms: str = "hybr
         FROM budget WHERE rarer_matches < {MAX_KEYWORD_MATCHES}
     ), queries AS (
         SELECT CAST(string_agg(CAST(query AS text), ' | ') AS tsquery) AS any_term,
+               array_agg(lexeme) AS term_lexemes,
                (SELECT sum(idf) FROM lexemes) AS question_idf,
                websearch_to_tsquery('{TS_CONFIG}', :question) AS all_terms,
                websearch_to_tsquery('{TS_CONFIG}', :phrases) AS phrases
@@ -228,7 +232,8 @@ def _hybrid_sql(*, with_documents: bool, with_min_score: bool, arms: str = "hybr
                    coalesce(sum(t.idf), 0) AS matched_idf,
                    c.content_tsv @@ q.all_terms
                    OR (CAST(:phrases AS text) <> '' AND c.content_tsv @@ q.phrases) AS exact
-            FROM unnest(c.content_tsv) AS u JOIN terms t ON t.lexeme = u.lexeme
+            FROM unnest(ts_filter(setweight(c.content_tsv, 'A', q.term_lexemes), '{{a}}')) AS u
+            JOIN terms t ON t.lexeme = u.lexeme
         ) m
         WHERE c.project_id = :project_id {doc} AND c.content_tsv @@ q.any_term
           AND (m.exact OR m.matched_idf >= CAST(:min_coverage AS float8) * q.question_idf)
