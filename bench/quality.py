@@ -377,14 +377,28 @@ def tune(
     tuning = [q for q in questions if q.split == "tune"]
     results = []
     # Coverage stays >= 0.2: below it one shared common word puts a chunk in the fusion.
-    grid = itertools.product((15, 30, 60), (0.75, 1.0, 1.5, 2.0), (0.2, 0.3, 0.5), (4, 8))
-    for rrf_k, keyword_weight, coverage, keyword_depth in grid:
-        fusion = Fusion(
-            rrf_k=rrf_k,
-            keyword_weight=keyword_weight,
-            min_coverage=coverage,
-            keyword_candidates_per_result=keyword_depth,
+    grid = [
+        Fusion(
+            relative=False,
+            rrf_k=k,
+            keyword_weight=w,
+            min_coverage=c,
+            keyword_candidates_per_result=d,
         )
+        for k, w, c, d in itertools.product(
+            (15, 30, 60), (0.75, 1.0, 1.5, 2.0), (0.2, 0.3, 0.5), (4, 8)
+        )
+    ] + [
+        Fusion(
+            relative=True,
+            keyword_weight=w,
+            min_coverage=c,
+            dense_candidates_per_result=dd,
+            keyword_candidates_per_result=d,
+        )
+        for w, c, dd, d in itertools.product((0.5, 0.7, 1.0, 1.5), (0.2, 0.3, 0.5), (4, 8), (4, 8))
+    ]
+    for fusion in grid:
         results.append((hybrid_ndcg(project_id, tuning, relevant, vectors, fusion), fusion))
     results.sort(key=lambda result: -result[0])
     for ndcg, fusion in results[:8]:

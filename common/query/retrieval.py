@@ -1,4 +1,4 @@
-"""Hybrid retrieval over one project's chunks: HNSW cosine neighbours + full text, fused by RRF.
+"""Hybrid retrieval over one project's chunks: HNSW cosine neighbours + full text, fused.
 
 Both arms and the fusion run in ONE SQL statement (one round trip):
 
@@ -15,8 +15,9 @@ Both arms and the fusion run in ONE SQL statement (one round trip):
   and a common one joins only while the expected matches stay under MAX_KEYWORD_MATCHES, which
   bounds the ranking work. Chunks with equal keyword evidence share a rank (random ids never
   order them; the vector arm decides).
-* weighted reciprocal rank fusion (`Fusion`) of the two ranked lists; `min_score` filters on
-  the cosine similarity (1 - cosine distance), computed exactly for every fused candidate.
+* fusion (`Fusion`: each arm's scores min-max normalised and weighted, or weighted reciprocal
+  ranks) of the two lists; `min_score` filters on the cosine similarity (1 - cosine distance),
+  computed exactly for every fused candidate.
 
 Chunks are only written in the transaction that makes their document `ready` (and replaced
 atomically), and a failed document loses its chunks, so a re-uploaded document keeps answering
@@ -41,22 +42,27 @@ from common.platform.models import TS_CONFIG
 
 @dataclass(frozen=True)
 class Fusion:
-    """How the two arms are fused (reciprocal rank fusion, weighted): bench/quality.py tunes it.
+    """How the two arms are fused: bench/quality.py tunes it.
 
     Each arm proposes `candidates_per_result` x top_k candidates (at least `min_candidates`);
-    a chunk scores sum(weight / (rrf_k + rank)) over the arms that found it. The keyword arm
-    keeps a partial match only when its terms carry `min_coverage` of the question's idf mass.
+    a chunk scores sum(weight x normalised score) over the arms that found it (`relative`), or
+    sum(weight / (rrf_k + rank)) (weighted reciprocal rank fusion). The keyword arm keeps a
+    partial match only when its terms carry `min_coverage` of the question's idf mass.
     """
 
     # Tuned with `bench/quality.py --tune` on the tune split only (coverage >= 0.2 kept as a
     # precision guard: tests/test_retrieval.py's paraphrase among thousands of distractors).
     rrf_k: float = 30.0
     dense_weight: float = 1.0
-    keyword_weight: float = 1.5
-    dense_candidates_per_result: int = 4
+    keyword_weight: float = 0.5
+    dense_candidates_per_result: int = 8
     keyword_candidates_per_result: int = 8
     min_candidates: int = 20
     min_coverage: float = 0.2
+    # Relative score fusion instead of ranks: each arm's scores min-max normalised over its own
+    # candidates, then weighted and added, so a clear dense winner without keyword support is
+    # not outranked by chunks both arms found mediocre (rrf_k is then unused).
+    relative: bool = True
 
 
 DEFAULT_FUSION = Fusion()
@@ -186,7 +192,10 @@ def _hybrid_sql(*, with_documents: bool, with_min_score: bool, arms: str = "hybr
         ORDER BY c.embedding <=> CAST(:q AS vector)
         LIMIT :dense_candidates
     ), vector_ranked AS (
-        SELECT id, row_number() OVER (ORDER BY distance) AS rank FROM vector_arm
+        SELECT id, row_number() OVER (ORDER BY distance) AS rank,
+               (max(distance) OVER () - distance)
+               / nullif(max(distance) OVER () - min(distance) OVER (), 0) AS norm
+        FROM vector_arm
     ), stats AS (
         SELECT CAST(CAST(most_common_elems AS text) AS text[]) AS elems,
                most_common_elem_freqs AS freqs
@@ -240,12 +249,23 @@ def _hybrid_sql(*, with_documents: bool, with_min_score: bool, arms: str = "hybr
         ORDER BY relevance DESC
         LIMIT :keyword_candidates
     ), keyword_ranked AS (
-        SELECT id, rank() OVER (ORDER BY relevance DESC) AS rank FROM keyword_arm
+        SELECT id, rank() OVER (ORDER BY relevance DESC) AS rank,
+               (relevance - min(relevance) OVER ())
+               / nullif(max(relevance) OVER () - min(relevance) OVER (), 0) AS norm
+        FROM keyword_arm
     ), fused AS (
         SELECT coalesce(v.id, k.id) AS id,
-               coalesce(CAST(:dense_weight AS float8) / (CAST(:rrf_k AS float8) + v.rank), 0)
-               + coalesce(CAST(:keyword_weight AS float8) / (CAST(:rrf_k AS float8) + k.rank), 0)
-                   AS rrf
+               CASE WHEN CAST(:relative AS boolean) THEN
+                   CAST(:dense_weight AS float8)
+                   * CASE WHEN v.id IS NULL THEN 0 ELSE coalesce(v.norm, 1) END
+                   + CAST(:keyword_weight AS float8)
+                   * CASE WHEN k.id IS NULL THEN 0 ELSE coalesce(k.norm, 1) END
+               ELSE
+                   coalesce(CAST(:dense_weight AS float8) / (CAST(:rrf_k AS float8) + v.rank), 0)
+                   + coalesce(
+                       CAST(:keyword_weight AS float8) / (CAST(:rrf_k AS float8) + k.rank), 0
+                   )
+               END AS rrf
         FROM (SELECT * FROM vector_ranked WHERE {dense}) v
         FULL OUTER JOIN (SELECT * FROM keyword_ranked WHERE {keyword}) k ON v.id = k.id
     )
@@ -331,6 +351,7 @@ def search(
         "dense_weight": fusion.dense_weight,
         "keyword_weight": fusion.keyword_weight,
         "min_coverage": fusion.min_coverage,
+        "relative": fusion.relative,
         "top_k": top_k,
     }
     if document_ids:
