@@ -73,7 +73,16 @@ class QueryRequest(BaseModel):
         },
     )
 
-    question: Annotated[StorableText, Field(min_length=1, max_length=MAX_QUESTION_CHARS)]
+    # The schema states what `_not_blank` checks: some non-whitespace, no NUL.
+    question: Annotated[
+        str,
+        AfterValidator(_storable),
+        Field(
+            min_length=1,
+            max_length=MAX_QUESTION_CHARS,
+            json_schema_extra={"pattern": "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"},
+        ),
+    ]
     top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K), WHOLE_NUMBER] | None = None
     min_score: Annotated[float | None, Field(ge=0, le=1)] = None
     mode: Literal["answer", "retrieve"] = "answer"
