@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import signal
 import sys
@@ -42,7 +43,7 @@ def main() -> None:
     parser.add_argument("--big-chunks", type=int, default=2000)
     parser.add_argument("--latency", type=float, default=0.3)
     parser.add_argument("--latency-per-text", type=float, default=0.001)
-    parser.add_argument("--quota", type=int, default=300, help="requests per minute")
+    parser.add_argument("--quota", type=int, default=120, help="requests per minute")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     from common.localstack.vertex_standin import start_model_standin
@@ -117,7 +118,8 @@ def _report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> dic
     corpus_rates = (rate(seq["corpus"], "wall_seconds"), rate(par["corpus"], "wall_seconds"))
     requests = [f"{r['corpus']['requests']} ({r['corpus']['requests_429']})" for r in (seq, par)]
 
-    floor = par["corpus"]["answered_requests"] / args.quota * 60.0
+    # A sliding 60 s window lets `quota` requests through at once, then `quota` a minute.
+    floor = (math.ceil(par["corpus"]["answered_requests"] / args.quota) - 1) * 60.0
     rows = [
         ("big document: chunks", seq["big"]["chunks"], par["big"]["chunks"]),
         ("big document: wall s", seq["big"]["wall_seconds"], par["big"]["wall_seconds"]),
@@ -142,7 +144,7 @@ def _report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> dic
     print(
         f"big document: {big_speedup:.1f}x end to end, {embed_speedup:.1f}x embedding stage; "
         f"corpus quota floor {floor:.1f} s vs {reached:.1f} s reached "
-        f"({floor / reached:.0%} of the quota-bound rate)",
+        f"({floor / reached:.0%} of the quota-bound rate; 0 s: the quota did not bind)",
         file=sys.stderr,
     )
     return {
