@@ -162,9 +162,12 @@ class Pipeline:
 
 
 @contextlib.contextmanager
-def local_pipeline(work: Path, env: dict[str, str]) -> Iterator[Pipeline]:
+def local_pipeline(
+    work: Path, env: dict[str, str], *, functions_too: bool = True
+) -> Iterator[Pipeline]:
     """Embedded Postgres, GCS and Pub/Sub emulators, chunk_embed and ingest_trigger; `env`
-    (e.g. the embedding provider) applies to this process and the functions."""
+    (e.g. the embedding provider) applies to this process and the functions. Without
+    `functions_too`, the migrated Postgres alone (a bench reusing an ingested corpus)."""
     os.environ.update(
         {
             "AI_INFRA_GCP_PROJECT": "bench-project",
@@ -196,6 +199,13 @@ def local_pipeline(work: Path, env: dict[str, str]) -> Iterator[Pipeline]:
     reset_publisher()
     migrate.upgrade()
     logs = work / "logs"
+    if not functions_too:
+        try:
+            yield Pipeline("", 0, logs)
+        finally:
+            reset_engine()
+            database.stop()
+        return
     children = [
         gcs.start_gcs_emulator(port=gcs_port, data_dir=None, log_dir=logs),
         pubsub.start_pubsub_emulator(

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import re
 import signal
 import sys
@@ -37,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.ingest import local_pipeline
 from bench.quality_fetch import DEFAULT_CACHE, SMALL, fetch
 
 QUESTIONS = Path(__file__).with_name("quality_questions.jsonl")
@@ -129,66 +129,10 @@ def relevant_chunks(
 # --- the local stack, as bench/ingest.py starts it ---------------------------------------------
 @contextmanager
 def local_stack(work: Path, *, functions_too: bool = True) -> Iterator[str]:
-    """Postgres, GCS and Pub/Sub emulators and the two ingestion functions; yields the trigger
-    URL and stops everything on exit. Without `functions_too`, Postgres alone (a reused corpus)."""
-    os.environ.update(
-        {
-            "AI_INFRA_GCP_PROJECT": "bench-project",
-            "AI_INFRA_BUCKET": "bench-bucket",
-            "AI_INFRA_LOG_LEVEL": "WARNING",
-        }
-    )
-    from common.localstack import embedded_pg, functions, gcs, pubsub
-    from common.localstack.processes import free_port
-    from common.platform import migrate
-    from common.platform.config import get_settings
-    from common.platform.db import reset_engine
-    from common.platform.messaging import reset_publisher
-    from common.platform.storage import get_blob_store, reset_blob_store
-
-    database = embedded_pg.start(work / "pg", database="bench")
-    gcs_port, pubsub_port, worker_port, trigger_port = (free_port() for _ in range(4))
-    os.environ.update(
-        {
-            "AI_INFRA_DATABASE_URL": database.url,
-            "AI_INFRA_STORAGE_EMULATOR_HOST": gcs.emulator_url(gcs_port),
-            "AI_INFRA_PUBSUB_EMULATOR_HOST": f"127.0.0.1:{pubsub_port}",
-        }
-    )
-    get_settings.cache_clear()
-    reset_engine()
-    reset_blob_store()
-    reset_publisher()
-    migrate.upgrade()
-    logs = work / "logs"
-    if not functions_too:
-        try:
-            yield ""
-        finally:
-            reset_engine()
-            database.stop()
-        return
-    children = [
-        gcs.start_gcs_emulator(port=gcs_port, data_dir=None, log_dir=logs),
-        pubsub.start_pubsub_emulator(
-            port=pubsub_port, project="bench-project", data_dir=work / "pubsub", log_dir=logs
-        ),
-    ]
-    try:
-        pubsub.wire_topics(get_settings(), push_endpoint=f"http://127.0.0.1:{worker_port}/")
-        children.append(
-            functions.start_function("chunk_embed", port=worker_port, env={}, log_dir=logs)
-        )
-        children.append(
-            functions.start_function("ingest_trigger", port=trigger_port, env={}, log_dir=logs)
-        )
-        get_blob_store().ensure_bucket("bench-bucket")
-        yield f"http://127.0.0.1:{trigger_port}/"
-    finally:
-        for child in reversed(children):
-            child.stop()
-        reset_engine()
-        database.stop()
+    """bench/ingest.py's pipeline; yields the trigger URL ("" with Postgres alone)."""
+    env = {"AI_INFRA_LOG_LEVEL": "WARNING"}
+    with local_pipeline(work, env, functions_too=functions_too) as pipeline:
+        yield pipeline.trigger_url
 
 
 def ingest(trigger_url: str, files: dict[str, Path]) -> tuple[uuid.UUID, uuid.UUID, float]:

@@ -140,15 +140,16 @@ def run_dev(
         say("stopped; nothing is left running")
 
 
-def _sweep(*, broker_restarted: bool = False) -> None:
-    """The job sweep; after a broker restart every queued job is published again at once
-    (the emulator kept none of their messages)."""
+def _sweep(*, republish_queued: bool = False) -> None:
+    """The job sweep; `republish_queued` after a restart of the broker (it kept no message) or
+    of the worker (the emulator holds back the pushes a killed worker dropped): every queued
+    job is published again at once; the worker acknowledges a duplicate without work."""
     from datetime import timedelta
 
     from common.ingestion.sweeper import sweep_stuck_jobs
 
     try:
-        report = sweep_stuck_jobs(republish_after=timedelta(0) if broker_restarted else None)
+        report = sweep_stuck_jobs(republish_after=timedelta(0) if republish_queued else None)
     except Exception as error:  # e.g. Postgres restarting: say why in one line, sweep again later
         reason = " ".join(str(error).split())[:200]
         say(f"job sweep failed: {type(error).__name__}: {reason}")
@@ -223,7 +224,7 @@ def _start(stack: _Stack, bucket: str, data_dir: Path, ports: DevPorts) -> dict[
 
         def rewire_and_republish() -> None:
             wire()
-            _sweep(broker_restarted=True)
+            _sweep(republish_queued=True)
 
         stack.add(
             "pubsub-emulator",
@@ -269,8 +270,13 @@ def _start(stack: _Stack, bucket: str, data_dir: Path, ports: DevPorts) -> dict[
     for name in ("chunk_embed", "dead_letter", "ingest_trigger", "query"):
         port = getattr(ports, name)
         say(f"starting {name} on :{port} ...")
-        stack.add(name, _function_starter(name, port, environment, logs))
+        after_start = _republish_queued if name == "chunk_embed" else None
+        stack.add(name, _function_starter(name, port, environment, logs), after_start)
     return environment
+
+
+def _republish_queued() -> None:
+    _sweep(republish_queued=True)
 
 
 def _function_starter(
