@@ -3,8 +3,9 @@
 The Vertex REST stand-in (common/localstack/vertex_standin.py) answers every request after
 `--latency` seconds (default 0.3) plus `--latency-per-text`, enforces the API's per-request
 limits (250 texts, 20,000 tokens) and, while the corpus runs, a requests-per-minute quota
-(`--quota`, 429 with Retry-After once used up; the big document runs without one). The local ingestion pipeline (as bench/ingest.py starts it) runs with
-the real google-genai client pointed at it, twice in the same run:
+(`--quota`, 429 with Retry-After once used up; the big document runs without one). The local
+ingestion pipeline (as bench/ingest.py starts it) runs with the real google-genai client
+pointed at it, twice in the same run:
 
 - sequential: `AI_INFRA_EMBEDDING_CONCURRENCY=1`, `AI_INFRA_EMBEDDING_BATCH_SIZE=32` (the
   behaviour before parallel batching: a document's batches one after another);
