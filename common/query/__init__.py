@@ -2,6 +2,7 @@
 
 `api` (HTTP routing, validation, errors, OpenAPI), `auth` (API keys and team scope), `service`
 (embed, `retrieval`, generate), `schemas` (request/response bodies), `query_log` (query_logs and
-citations) and `documents` (the documents endpoints). May import `inference` and `platform`,
-never `ingestion`.
+citations), `documents` (the documents endpoints), `intake` + `url_fetch` (documents over
+HTTPS: signed uploads, URL and manual sources, SSRF-safe fetching), `rate_limit` (per key) and
+`usage`. May import `inference` and `platform`, never `ingestion`.
 """
