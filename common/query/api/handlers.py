@@ -64,7 +64,7 @@ def bearer_key(request: flask.Request) -> str:
     return key
 
 
-def _principal(ctx: RequestContext, request: flask.Request) -> Principal:
+def principal_of(ctx: RequestContext, request: flask.Request) -> Principal:
     key = bearer_key(request)
     mark = time.perf_counter()
     try:
@@ -82,15 +82,23 @@ def _principal(ctx: RequestContext, request: flask.Request) -> Principal:
     return principal
 
 
-def query(
-    ctx: RequestContext, request: flask.Request, params: dict[str, uuid.UUID]
-) -> flask.Response:
+def project_json_request[M: BaseModel](
+    ctx: RequestContext, request: flask.Request, params: dict[str, uuid.UUID], model: type[M]
+) -> tuple[uuid.UUID, Principal, M]:
+    """A JSON POST to a project route: declared size (413 before auth), key, content type, body."""
     project_id = params["project_id"]
     ctx.log_fields["project_id"] = str(project_id)
     check_declared_size(request, ctx.settings.max_request_bytes)
-    principal = _principal(ctx, request)
+    principal = principal_of(ctx, request)
     require_json(request)
-    body = parse_model(QueryRequest, read_body(request, ctx.settings.max_request_bytes))
+    body = parse_model(model, read_body(request, ctx.settings.max_request_bytes))
+    return project_id, principal, body
+
+
+def query(
+    ctx: RequestContext, request: flask.Request, params: dict[str, uuid.UUID]
+) -> flask.Response:
+    project_id, principal, body = project_json_request(ctx, request, params, QueryRequest)
     ctx.log_fields.update(mode=body.mode, stream=body.stream, top_k=body.top_k)
     if body.stream:
         events = stream_query(
@@ -137,7 +145,7 @@ def list_documents(
 ) -> flask.Response:
     project_id = params["project_id"]
     ctx.log_fields["project_id"] = str(project_id)
-    principal = _principal(ctx, request)
+    principal = principal_of(ctx, request)
     try:
         query_params = DocumentListParams.model_validate(request.args.to_dict())
     except ValidationError as error:
@@ -159,7 +167,7 @@ def list_documents(
 def get_document(
     ctx: RequestContext, request: flask.Request, params: dict[str, uuid.UUID]
 ) -> flask.Response:
-    principal = _principal(ctx, request)
+    principal = principal_of(ctx, request)
     ctx.log_fields["document_id"] = str(params["document_id"])
     with transaction() as session:
         view = documents.get_document(session, principal.team_id, params["document_id"])
@@ -169,7 +177,7 @@ def get_document(
 def delete_document(
     ctx: RequestContext, request: flask.Request, params: dict[str, uuid.UUID]
 ) -> flask.Response:
-    principal = _principal(ctx, request)
+    principal = principal_of(ctx, request)
     ctx.log_fields["document_id"] = str(params["document_id"])
     deleted = documents.delete_document(params["document_id"], principal.team_id)
     return json_response(deleted.model_dump(mode="json"))

@@ -6,8 +6,7 @@ import uuid
 from typing import TYPE_CHECKING
 
 from common.query import intake
-from common.query.api.body import check_declared_size, parse_model, read_body, require_json
-from common.query.api.handlers import _principal
+from common.query.api.handlers import project_json_request
 from common.query.api.responses import json_response
 
 if TYPE_CHECKING:
@@ -19,12 +18,7 @@ if TYPE_CHECKING:
 def create_upload(
     ctx: RequestContext, request: flask.Request, params: dict[str, uuid.UUID]
 ) -> flask.Response:
-    project_id = params["project_id"]
-    ctx.log_fields["project_id"] = str(project_id)
-    check_declared_size(request, ctx.settings.max_request_bytes)
-    principal = _principal(ctx, request)
-    require_json(request)
-    body = parse_model(intake.UploadRequest, read_body(request, ctx.settings.max_request_bytes))
+    project_id, principal, body = project_json_request(ctx, request, params, intake.UploadRequest)
     ticket = intake.create_upload(principal.team_id, project_id, body, ctx.settings)
     ctx.log_fields["upload_bytes"] = body.size
     return json_response(ticket.model_dump(mode="json"), status=201)
@@ -33,12 +27,7 @@ def create_upload(
 def add_document(
     ctx: RequestContext, request: flask.Request, params: dict[str, uuid.UUID]
 ) -> flask.Response:
-    project_id = params["project_id"]
-    ctx.log_fields["project_id"] = str(project_id)
-    check_declared_size(request, ctx.settings.max_request_bytes)
-    principal = _principal(ctx, request)
-    require_json(request)
-    body = parse_model(intake.SourceRequest, read_body(request, ctx.settings.max_request_bytes))
+    project_id, principal, body = project_json_request(ctx, request, params, intake.SourceRequest)
     accepted = intake.add_source(principal.team_id, project_id, body, ctx.settings)
     ctx.log_fields["document_id"] = str(accepted.document_id)
     return json_response(accepted.model_dump(mode="json"), status=202)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from common.platform.db import transaction
 from common.platform.errors import ApiError
-from common.query.api.handlers import _principal
+from common.query.api.handlers import principal_of
 from common.query.api.responses import json_response
 from common.query.usage import UsageRangeError, parse_day, resolve_range, team_usage, today_utc
 
@@ -34,7 +34,7 @@ QUERY_PARAMETERS: tuple[tuple[str, dict[str, object], str], ...] = (
 def usage(
     ctx: RequestContext, request: flask.Request, params: dict[str, uuid.UUID]
 ) -> flask.Response:
-    principal = _principal(ctx, request)
+    principal = principal_of(ctx, request)
     unknown = sorted(set(request.args) - set(PARAMETERS))
     if unknown:
         raise ApiError(422, "validation_error", f"{unknown[0][:64]}: unknown parameter")
