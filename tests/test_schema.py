@@ -313,11 +313,20 @@ NEIGHBOURS_SQL = text(
 )
 
 
-def _clustered_vectors(rng: np.random.Generator, count: int) -> np.ndarray:
-    """Random vectors with the topic structure of real embeddings (uniform noise has none)."""
-    centers = np.random.default_rng(0).normal(size=(64, EMBEDDING_DIM))
-    picks = centers[rng.integers(0, len(centers), size=count)]
-    return (picks + 0.6 * rng.normal(size=(count, EMBEDDING_DIM))).astype(np.float32)
+TOPIC_SIZE = 10
+
+
+def _topic_vectors(rng: np.random.Generator, topics: int) -> tuple[np.ndarray, np.ndarray]:
+    """`TOPIC_SIZE` vectors around each of `topics` random centres, and the centres.
+
+    Each centre's ten nearest vectors are its own topic's, by a wide margin, so "the
+    top 10" is well defined; tight clusters of a hundred near-equidistant members
+    would make any approximate top 10 a coin toss among ties.
+    """
+    centres = np.random.default_rng(0).normal(size=(topics, EMBEDDING_DIM))
+    members = np.repeat(centres, TOPIC_SIZE, axis=0)
+    noise = 0.15 * rng.normal(size=members.shape)
+    return (members + noise).astype(np.float32), centres.astype(np.float32)
 
 
 def test_project_filtered_hnsw_search_matches_exact_scan_and_uses_the_index(
@@ -325,22 +334,22 @@ def test_project_filtered_hnsw_search_matches_exact_scan_and_uses_the_index(
 ) -> None:
     rng = np.random.default_rng(7)
     big, small = make_tenant("big"), make_tenant("small")
-    sizes = {big: 8000, small: 300}
+    topics = {big: 800, small: 30}  # 8,000 and 300 chunks; the first 30 topics are shared
     with transaction() as session:
-        for owner, count in sizes.items():
+        for owner, count in topics.items():
             document = _document(owner, f"gs://b/{owner.project_id}/vectors.txt")
             session.add(document)
             session.flush()
-            vectors = _clustered_vectors(rng, count)
+            vectors, _ = _topic_vectors(rng, count)
             session.execute(
                 insert(DocumentChunk),
                 [_chunk_row(owner, document.id, i, v.tolist()) for i, v in enumerate(vectors)],
             )
         session.execute(text("ANALYZE document_chunks"))
 
-    queries = _clustered_vectors(rng, 10)
-    for owner in sizes:
-        for q in queries:
+    _, centres = _topic_vectors(rng, topics[small])
+    for owner in topics:
+        for q in centres[:10]:
             literal = "[" + ",".join(f"{x:.6f}" for x in q) + "]"
             params = {"project": owner.project_id, "q": literal}
             with transaction() as session:
