@@ -1,17 +1,21 @@
-"""Query latency and search quality at 100,000 chunks across 100 projects.
+"""Query latency and search quality: 100,000 chunks in 100 projects, or a million in a thousand.
 
-1. An embedded Postgres of its own (fresh folder), migrated; 100,000 chunks with clustered
-   vectors loaded with COPY; the HNSW and GIN indexes built afterwards (times printed).
-2. SQL level, per project size (small 0.1% of the table, regular ~0.8%, big 20%): the service's
-   hybrid search as planned against the same search with index scans disabled (exact vector
-   arm: the baseline), the plan Postgres picks, and recall@10 of the vector arm against exact
-   search, as planned and with the filtered HNSW scan forced on.
-3. HTTP level: retrieve-mode queries through the served function (functions-framework) at
-   concurrency 1 and 8: p50/p95/p99, throughput, and the share of server time spent in SQL
-   and in embedding the question (from the `Server-Timing` header).
+1. An embedded Postgres of its own (fresh folder), migrated; chunks with clustered vectors
+   loaded with COPY (`--skew even`: one small project, one big, the rest even; `--skew zipf`:
+   project k holds a share ~1/k, documents interleaved across projects, see bench/query_data);
+   the HNSW and GIN indexes built afterwards (times printed).
+2. SQL level, per project size class: the service's hybrid search as served against the same
+   search with index scans disabled (exact vector arm: the baseline), p50/p95/p99; the plan of
+   the served vector arm; served recall@10 (the service's dense arm against exact search); and
+   recall@10 of the filtered HNSW scan forced on, for comparison.
+3. HTTP level, per class: retrieve-mode queries through the served function
+   (functions-framework) at concurrency 1 and 8: p50/p95/p99, throughput, and the share of
+   server time spent in SQL and in embedding the question (from the `Server-Timing` header).
 
 Ends with one JSON line of the figures.
 Run: uv run --extra local python -m bench.query [--chunks 100000] [--queries 200]
+     uv run --extra local python -m bench.query --chunks 1000000 --projects 1000 --skew zipf \
+         --data-dir /tmp/bench-query-1m --keep-data     (a second run reuses the loaded data)
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ import httpx
 import numpy as np
 from sqlalchemy import text
 
-from bench.query_data import Corpus, Project, load, sample_vectors
+from bench.query_data import Corpus, Project, load, restore, sample_vectors, save
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -50,23 +54,36 @@ def _settings() -> Any:
     return get_settings()
 
 
-def vector_arm(project: Project, vector: np.ndarray, *, mode: str) -> set[Any]:
-    """The service's vector arm (40 candidates, re-sorted, top 10): as planned, with the HNSW
-    index forced (`enable_sort = off` prices the exact plan out), or exact (an ORDER BY
-    expression no index can serve)."""
+def exact_top10(project: Project, vector: np.ndarray) -> set[Any]:
+    """The true 10 nearest chunks of the project: an ORDER BY expression no index can serve."""
     from common.platform.db import transaction
-    from common.query.retrieval import configure_search, vector_literal
+    from common.query.retrieval import vector_literal
 
-    distance = "embedding <=> CAST(:q AS vector)"
-    order = f"({distance}) + 0" if mode == "exact" else distance
     with transaction() as session:
-        configure_search(session, _settings().hnsw_ef_search)
-        if mode == "hnsw":
-            session.execute(text("SET LOCAL enable_sort = off"))
         rows = session.execute(
             text(
-                f"WITH arm AS MATERIALIZED (SELECT id, {distance} AS d FROM document_chunks "
-                f"WHERE project_id = :p ORDER BY {order} LIMIT 40) "
+                "SELECT id FROM document_chunks WHERE project_id = :p "
+                "ORDER BY (embedding <=> CAST(:q AS vector)) + 0 LIMIT 10"
+            ),
+            {"p": project.id, "q": vector_literal(vector)},
+        ).all()
+    return {row[0] for row in rows}
+
+
+def forced_hnsw_top10(project: Project, vector: np.ndarray) -> set[Any]:
+    """The filtered HNSW scan with pgvector's defaults (max_scan_tuples 20,000), forced on."""
+    from common.platform.db import transaction
+    from common.query.retrieval import vector_literal
+
+    with transaction() as session:
+        session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
+        session.execute(text(f"SET LOCAL hnsw.ef_search = {_settings().hnsw_ef_search}"))
+        session.execute(text("SET LOCAL enable_sort = off"))
+        rows = session.execute(
+            text(
+                "WITH arm AS MATERIALIZED (SELECT id, embedding <=> CAST(:q AS vector) AS d "
+                "FROM document_chunks WHERE project_id = :p "
+                "ORDER BY embedding <=> CAST(:q AS vector) LIMIT 80) "
                 "SELECT id FROM arm ORDER BY d LIMIT 10"
             ),
             {"p": project.id, "q": vector_literal(vector)},
@@ -74,14 +91,32 @@ def vector_arm(project: Project, vector: np.ndarray, *, mode: str) -> set[Any]:
     return {row[0] for row in rows}
 
 
+def served_top10(project: Project, vector: np.ndarray) -> set[Any]:
+    """The service's own vector arm, as it serves a query (its plan and settings)."""
+    from common.platform.db import transaction
+    from common.query.retrieval import search
+
+    with transaction() as session:
+        found = search(
+            session,
+            project_id=project.id,
+            query_vector=vector,
+            question="",
+            top_k=10,
+            ef_search=_settings().hnsw_ef_search,
+            arms="dense",
+        )
+    return {chunk.chunk_id for chunk in found}
+
+
 def recall_at_10(corpus: Corpus, projects: list[Project], mode: str, queries: int) -> float:
     rng = np.random.default_rng(3)
+    arm = served_top10 if mode == "served" else forced_hnsw_top10
     hits = 0
     for number in range(queries):
         project = projects[number % len(projects)]
         vector = sample_vectors(rng, corpus.centroids, project.topics, 1)[0]
-        truth = vector_arm(project, vector, mode="exact")
-        hits += len(vector_arm(project, vector, mode=mode) & truth)
+        hits += len(arm(project, vector) & exact_top10(project, vector))
     return hits / (10 * queries)
 
 
@@ -104,27 +139,28 @@ def _timed_search(project: Project, vector: np.ndarray, question: str, *, exact:
     return (time.perf_counter() - started) * 1000
 
 
-def planned_vector_arm(project: Project, vector: np.ndarray) -> str:
+def served_plan(project: Project, vector: np.ndarray) -> str:
+    """How the service's vector arm runs for this project: the HNSW index or an exact scan."""
     from common.platform.db import transaction
-    from common.query.retrieval import configure_search, vector_literal
+    from common.query.retrieval import explain_search
 
     with transaction() as session:
-        configure_search(session, _settings().hnsw_ef_search)
-        plan = session.execute(
-            text(
-                "EXPLAIN SELECT id FROM document_chunks WHERE project_id = :p "
-                "ORDER BY embedding <=> CAST(:q AS vector) LIMIT 40"
-            ),
-            {"p": project.id, "q": vector_literal(vector)},
-        ).all()
-    return "hnsw" if "embedding_hnsw" in " ".join(row[0] for row in plan) else "exact"
+        plan = explain_search(
+            session,
+            project_id=project.id,
+            query_vector=vector,
+            question="",
+            top_k=10,
+            ef_search=_settings().hnsw_ef_search,
+        )
+    return "hnsw" if "embedding_hnsw" in plan else "exact"
 
 
 def sql_class(corpus: Corpus, projects: list[Project], queries: int) -> dict[str, Any]:
-    """Hybrid search as planned vs. the exact baseline, on the same queries, plus recall."""
+    """Hybrid search as served vs. the exact baseline, on the same queries, plus recall."""
     rng = np.random.default_rng(len(projects[0].topics) + projects[0].size)
     words = random.Random(projects[0].size)
-    planned: list[float] = []
+    served: list[float] = []
     exact: list[float] = []
     for number in range(queries):
         project = projects[number % len(projects)]
@@ -133,32 +169,53 @@ def sql_class(corpus: Corpus, projects: list[Project], queries: int) -> dict[str
         # Alternate which runs first, so warm caches favour neither.
         for exact_first in (number % 2 == 0, number % 2 == 1):
             timed = _timed_search(project, vector, question, exact=exact_first)
-            (exact if exact_first else planned).append(timed)
-    sample = sample_vectors(rng, corpus.centroids, projects[0].topics, 1)[0]
+            (exact if exact_first else served).append(timed)
+    plans = sorted(
+        {served_plan(p, sample_vectors(rng, corpus.centroids, p.topics, 1)[0]) for p in projects}
+    )
+    recall_queries = max(30, 3 * len(projects))
     return {
-        "chunks": projects[0].size,
-        "plan": planned_vector_arm(projects[0], sample),
-        "planned_p50_ms": percentile(planned, 50),
-        "planned_p95_ms": percentile(planned, 95),
+        "projects": len(projects),
+        "chunks_min": min(p.size for p in projects),
+        "chunks_max": max(p.size for p in projects),
+        "plan": "+".join(plans),
+        "served_p50_ms": percentile(served, 50),
+        "served_p95_ms": percentile(served, 95),
+        "served_p99_ms": percentile(served, 99),
         "exact_p50_ms": percentile(exact, 50),
         "exact_p95_ms": percentile(exact, 95),
-        "planned_vs_exact_p50": percentile(planned, 50) / percentile(exact, 50),
-        "recall_at_10_planned": recall_at_10(corpus, projects, "planned", 30),
+        "served_vs_exact_p50": percentile(served, 50) / percentile(exact, 50),
+        "recall_at_10_served": recall_at_10(corpus, projects, "served", recall_queries),
+        "recall_at_10_forced_hnsw": recall_at_10(corpus, projects, "hnsw", recall_queries),
     }
 
 
-def sql_figures(corpus: Corpus, queries: int) -> dict[str, Any]:
-    regular = [p for p in corpus.projects if p not in (corpus.small, corpus.big)]
-    classes = {
-        "small": sql_class(corpus, [corpus.small], queries),
-        "regular": sql_class(corpus, regular, queries),
-        "big": sql_class(corpus, [corpus.big], queries),
-    }
-    return {
-        "classes": classes,
-        "recall_at_10_forced_hnsw_small": recall_at_10(corpus, [corpus.small], "hnsw", 30),
-        "recall_at_10_forced_hnsw_regular": recall_at_10(corpus, regular, "hnsw", 30),
-    }
+# Size classes of the zipf shape (upper bounds, chunks) and how many projects each samples.
+ZIPF_CLASSES = (("<1k", 1_000), ("1k-5k", 5_000), ("5k-20k", 20_000), ("20k-100k", 100_000))
+PROJECTS_PER_CLASS = 5
+
+
+def size_classes(corpus: Corpus, skew: str) -> dict[str, list[Project]]:
+    if skew == "even":
+        regular = [p for p in corpus.projects if p not in (corpus.small, corpus.big)]
+        return {"small": [corpus.small], "regular": regular, "big": [corpus.big]}
+    classes: dict[str, list[Project]] = {}
+    lower = 0
+    bounds = [*ZIPF_CLASSES, (">=100k", None)]
+    for name, upper in bounds:
+        members = sorted(
+            (p for p in corpus.projects if p.size >= lower and (upper is None or p.size < upper)),
+            key=lambda p: p.size,
+        )
+        if members:  # spread the sample over the class's range of sizes
+            step = max(1, len(members) // PROJECTS_PER_CLASS)
+            classes[name] = members[::step][:PROJECTS_PER_CLASS]
+        lower = upper or 0
+    return classes
+
+
+def sql_figures(classes: dict[str, list[Project]], corpus: Corpus, queries: int) -> dict[str, Any]:
+    return {"classes": {name: sql_class(corpus, ps, queries) for name, ps in classes.items()}}
 
 
 # --- HTTP level -------------------------------------------------------------------------------
@@ -171,11 +228,13 @@ def _server_timing(header: str) -> dict[str, float]:
     return phases
 
 
-def http_figures(url: str, corpus: Corpus, concurrency: int, count: int) -> dict[str, float]:
+def http_figures(
+    url: str, corpus: Corpus, projects: list[Project], concurrency: int, count: int
+) -> dict[str, float]:
     rng = random.Random(concurrency)
     work = []
     for _ in range(count):
-        project = rng.choice(corpus.projects)
+        project = rng.choice(projects)
         work.append((project, _question(corpus, rng)))
     latencies: list[float] = []
     phases: list[dict[str, float]] = []
@@ -231,15 +290,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chunks", type=int, default=100_000)
     parser.add_argument("--projects", type=int, default=100)
-    parser.add_argument("--small-project", type=int, default=100)
-    parser.add_argument("--big-project", type=int, default=20_000)
+    parser.add_argument("--skew", choices=("even", "zipf"), default="even")
+    parser.add_argument("--small-project", type=int, default=100, help="--skew even")
+    parser.add_argument("--big-project", type=int, default=20_000, help="--skew even")
     parser.add_argument("--queries", type=int, default=200, help="HTTP queries per concurrency")
     parser.add_argument("--sql-queries", type=int, default=40, help="per project class")
     parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument(
+        "--keep-data",
+        action="store_true",
+        help="keep --data-dir; a later run with the same folder reuses the loaded corpus",
+    )
     args = parser.parse_args()
 
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="ai-infra-bench-query-"))
-    shutil.rmtree(data_dir, ignore_errors=True)
+    corpus = restore(data_dir) if args.keep_data else None
+    if corpus is None:
+        shutil.rmtree(data_dir, ignore_errors=True)
     from common.localstack import embedded_pg
 
     server = embedded_pg.start(data_dir / "pg", database="ai_infra_bench")
@@ -253,58 +320,77 @@ def main() -> None:
         get_settings.cache_clear()
         reset_engine()
         migrate.upgrade()
-        model = get_settings().resolved_embedding_model
-        corpus = load(
-            get_engine(),
-            chunks=args.chunks,
-            projects=args.projects,
-            small_size=args.small_project,
-            big_size=args.big_project,
-            model=model,
-        )
-        sql = sql_figures(corpus, args.sql_queries)
+        if corpus is None:
+            corpus = load(
+                get_engine(),
+                chunks=args.chunks,
+                projects=args.projects,
+                small_size=args.small_project,
+                big_size=args.big_project,
+                model=get_settings().resolved_embedding_model,
+                skew=args.skew,
+            )
+            if args.keep_data:
+                save(corpus, data_dir)
+        classes = size_classes(corpus, args.skew)
+        sql = sql_figures(classes, corpus, args.sql_queries)
         child, url = serve(server.url, data_dir / "logs", 8)
-        http_figures(url, corpus, 4, 16)  # warm-up: model load, pools, caches
-        runs = [http_figures(url, corpus, c, args.queries) for c in (1, 8)]
+        http_figures(url, corpus, corpus.projects, 4, 16)  # warm-up: model load, pools, caches
+        runs = {
+            name: [http_figures(url, corpus, projects, c, args.queries) for c in (1, 8)]
+            for name, projects in classes.items()
+        }
     finally:
         if child is not None:
             child.stop()
         reset_engine()
         server.stop()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if not args.keep_data:
+            shutil.rmtree(data_dir, ignore_errors=True)
     report(args, corpus, sql, runs)
 
 
-def report(args: Any, corpus: Corpus, sql: dict[str, Any], runs: list[dict[str, float]]) -> None:
+def report(
+    args: Any, corpus: Corpus, sql: dict[str, Any], runs: dict[str, list[dict[str, float]]]
+) -> None:
+    sizes = sorted((p.size for p in corpus.projects), reverse=True)
+    top = sum(sizes[: max(1, len(sizes) // 100)]) / sum(sizes)
     print(
-        f"corpus: {args.chunks} chunks in {args.projects} projects (one of {args.small_project}, "
-        f"one of {args.big_project}, the rest even); vectors {corpus.centroids.shape[1]}-d"
+        f"corpus: {sum(sizes)} chunks in {len(sizes)} projects ({args.skew}: largest "
+        f"{sizes[0]}, smallest {sizes[-1]}, the top 1% of projects hold {100 * top:.0f}%); "
+        f"vectors {corpus.centroids.shape[1]}-d"
     )
     builds = ", ".join(f"{k} {v:.1f}s" for k, v in corpus.index_seconds.items())
     print(f"load (COPY) {corpus.load_seconds:.1f}s; index builds after load: {builds}")
     print()
-    print("SQL, in-process hybrid search (top_k=10): as planned vs exact-vector baseline")
-    print("  project   chunks  plan    planned p50/p95 ms   exact p50/p95 ms  ratio  recall@10")
+    print("SQL, in-process hybrid search (top_k=10) as served vs the exact-vector baseline")
+    print(
+        "  class     projects  chunks         plan   served p50/p95/p99 ms    exact p50/p95 ms"
+        "  recall@10 served / forced HNSW"
+    )
     for name, row in sql["classes"].items():
         print(
-            f"  {name:8} {row['chunks']:7d}  {row['plan']:6} {row['planned_p50_ms']:8.2f} "
-            f"{row['planned_p95_ms']:8.2f}   {row['exact_p50_ms']:8.2f} {row['exact_p95_ms']:8.2f}"
-            f"  {row['planned_vs_exact_p50']:5.2f}  {row['recall_at_10_planned']:6.3f}"
+            f"  {name:9} {row['projects']:8d}  {row['chunks_min']:6d}-{row['chunks_max']:<7d} "
+            f"{row['plan']:10} {row['served_p50_ms']:6.1f} {row['served_p95_ms']:6.1f} "
+            f"{row['served_p99_ms']:6.1f}   {row['exact_p50_ms']:8.1f} {row['exact_p95_ms']:8.1f}"
+            f"   {row['recall_at_10_served']:6.3f} / {row['recall_at_10_forced_hnsw']:.3f}"
         )
-    print(
-        "  recall@10 of the filtered HNSW scan forced on: small project "
-        f"{sql['recall_at_10_forced_hnsw_small']:.3f}, regular project "
-        f"{sql['recall_at_10_forced_hnsw_regular']:.3f} (target >= 0.95)"
-    )
     print()
-    print("HTTP retrieve mode  conc  queries   p50 ms   p95 ms   p99 ms    q/s   SQL%  embed%")
-    for run in runs:
-        print(
-            f"{'':19} {run['concurrency']:4d} {run['queries']:8d} {run['p50_ms']:8.1f} "
-            f"{run['p95_ms']:8.1f} {run['p99_ms']:8.1f} {run['throughput_qps']:6.1f} "
-            f"{100 * run['sql_share']:5.1f} {100 * run['embed_share']:6.1f}"
-        )
-    ratio = runs[1]["throughput_qps"] / runs[0]["throughput_qps"]
+    print(
+        "HTTP retrieve mode  class     conc  queries  p50 ms  p95 ms  p99 ms    q/s  SQL%  embed%"
+    )
+    for name, pair in runs.items():
+        for run in pair:
+            print(
+                f"{'':19} {name:9} {run['concurrency']:4d} {run['queries']:8d} "
+                f"{run['p50_ms']:7.1f} {run['p95_ms']:7.1f} {run['p99_ms']:7.1f} "
+                f"{run['throughput_qps']:6.1f} {100 * run['sql_share']:5.1f} "
+                f"{100 * run['embed_share']:6.1f}"
+            )
+    everything = [run for pair in runs.values() for run in pair]
+    ratio = sum(r["throughput_qps"] for r in everything if r["concurrency"] == 8) / sum(
+        r["throughput_qps"] for r in everything if r["concurrency"] == 1
+    )
     print(f"  throughput ratio concurrency 8 / 1: {ratio:.2f} (on {os.cpu_count()} cores)")
 
     def rounded(value: Any) -> Any:
@@ -315,8 +401,9 @@ def report(args: Any, corpus: Corpus, sql: dict[str, Any], runs: list[dict[str, 
         return round(value, 4) if isinstance(value, float) else value
 
     figures = {
-        "chunks": args.chunks,
-        "projects": args.projects,
+        "chunks": sum(sizes),
+        "projects": len(sizes),
+        "skew": args.skew,
         "load_seconds": corpus.load_seconds,
         "index_seconds": corpus.index_seconds,
         **sql,

@@ -5,15 +5,23 @@ to its centroid); every project draws from its own subset of the shared topics, 
 without the project filter would find other projects' chunks. Texts are random words from a
 small vocabulary, so the full-text arm has work to do. The HNSW and GIN indexes are dropped
 before loading and rebuilt afterwards with the migration's own definitions.
+
+Two shapes: `even` (one small project, one big one, the rest even; each project's chunks
+written together) and `zipf` (project k holds a share proportional to 1/k, so a few tenants
+hold most chunks; documents of ~50 chunks written in random order across projects, as
+independent uploads land; bigger projects cover more topics). `save`/`restore` keep a loaded
+corpus's description next to its data folder so a long load is paid once.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import random
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import Engine, text
@@ -24,6 +32,9 @@ from common.query import auth
 CENTROIDS = 2000
 TOPICS_PER_PROJECT = 40
 DOCUMENTS_PER_PROJECT = 10
+CHUNKS_PER_DOCUMENT = 50  # zipf shape
+CHUNKS_PER_TOPIC = 100  # zipf shape: a project covers max(40, size / 100) topics
+COPY_BATCH = 20_000
 WORDS_PER_CHUNK = 40
 REBUILT_INDEXES = ("ix_document_chunks_embedding_hnsw", "ix_document_chunks_content_tsv")
 
@@ -85,7 +96,23 @@ def _copy(engine: Engine, sql: str, payload: str) -> None:
         raw.close()
 
 
-def _insert_tenants(engine: Engine, sizes: list[int], rng: np.random.Generator) -> list[Project]:
+def _topic_count(size: int, skew: str) -> int:
+    if skew == "even":
+        return TOPICS_PER_PROJECT
+    return min(CENTROIDS, max(TOPICS_PER_PROJECT, size // CHUNKS_PER_TOPIC))
+
+
+def zipf_sizes(chunks: int, projects: int) -> list[int]:
+    """Project k (1-based) holds chunks x (1/k) / H(projects): the largest ~13% of a thousand."""
+    weights = 1.0 / np.arange(1, projects + 1)
+    sizes = np.maximum(1, np.floor(chunks * weights / weights.sum())).astype(int).tolist()
+    sizes[0] += chunks - sum(sizes)
+    return [int(size) for size in sizes]
+
+
+def _insert_tenants(
+    engine: Engine, sizes: list[int], rng: np.random.Generator, skew: str = "even"
+) -> list[Project]:
     projects = []
     teams = 10
     with engine.begin() as connection:
@@ -112,69 +139,186 @@ def _insert_tenants(engine: Engine, sizes: list[int], rng: np.random.Generator) 
                 text("INSERT INTO projects (id, team_id, name) VALUES (:id, :team, :name)"),
                 {"id": project_id, "team": team_id, "name": f"bench-project-{number}"},
             )
-            topics = rng.choice(CENTROIDS, size=TOPICS_PER_PROJECT, replace=False)
+            topics = rng.choice(CENTROIDS, size=_topic_count(size, skew), replace=False)
             projects.append(Project(project_id, team_id, keys[team_id], size, topics))
     return projects
 
 
 def load(
-    engine: Engine, *, chunks: int, projects: int, small_size: int, big_size: int, model: str
+    engine: Engine,
+    *,
+    chunks: int,
+    projects: int,
+    small_size: int,
+    big_size: int,
+    model: str,
+    skew: str = "even",
 ) -> Corpus:
     """Fill an empty, migrated database; returns what the queries need.
 
-    Project sizes are skewed as in real life: one small project, one big one, the rest even.
+    `even`: one small project, one big one, the rest even. `zipf`: see the module docstring
+    (the smallest and the largest project then stand for `small` and `big`).
     """
     started = time.perf_counter()
     rng = np.random.default_rng(42)
     words = vocabulary(random.Random(42))
     dim = int(DocumentChunk.__table__.c.embedding.type.dim)  # type: ignore[attr-defined]
     centroids = unit(rng.normal(size=(CENTROIDS, dim)))
-    regular = (chunks - small_size - big_size) // (projects - 2)
-    sizes = [small_size, big_size] + [regular] * (projects - 2)
-    sizes[-1] += chunks - sum(sizes)
-    tenants = _insert_tenants(engine, sizes, rng)
+    if skew == "zipf":
+        sizes = zipf_sizes(chunks, projects)
+    else:
+        regular = (chunks - small_size - big_size) // (projects - 2)
+        sizes = [small_size, big_size] + [regular] * (projects - 2)
+        sizes[-1] += chunks - sum(sizes)
+    tenants = _insert_tenants(engine, sizes, rng, skew)
     with engine.begin() as connection:
         for name in REBUILT_INDEXES:
             connection.execute(text(f"DROP INDEX IF EXISTS {name}"))
+    if skew == "zipf":
+        _load_documents_shuffled(engine, tenants, centroids, words, rng, model)
+        small, big = min(tenants, key=lambda p: p.size), max(tenants, key=lambda p: p.size)
+    else:
+        _load_projects_in_turn(engine, tenants, centroids, words, rng, model)
+        small, big = tenants[0], tenants[1]
+    corpus = Corpus(tenants, small, big, centroids, words)
+    corpus.load_seconds = time.perf_counter() - started
+    _rebuild_indexes(engine, corpus)
+    return corpus
+
+
+_DOCUMENTS_COPY = (
+    "COPY documents (id, team_id, project_id, title, gcs_uri, status, embedding_model, "
+    "chunk_count) FROM STDIN"
+)
+_CHUNKS_COPY = (
+    "COPY document_chunks (document_id, project_id, chunk_index, content, embedding, "
+    "page_start, page_end, char_start, char_end, token_count) FROM STDIN"
+)
+
+
+def _chunk_line(
+    document: uuid.UUID, project: Project, index: int, vector: np.ndarray, content: str
+) -> str:
+    return (
+        f"{document}\t{project.id}\t{index}\t{content}\t{_literal(vector)}\t1\t1\t0\t"
+        f"{len(content)}\t{WORDS_PER_CHUNK * 2}\n"
+    )
+
+
+def _load_projects_in_turn(
+    engine: Engine,
+    tenants: list[Project],
+    centroids: np.ndarray,
+    words: list[str],
+    rng: np.random.Generator,
+    model: str,
+) -> None:
     word_rng = random.Random(7)
     for project in tenants:
         documents = [uuid.uuid4() for _ in range(DOCUMENTS_PER_PROJECT)]
+        counts = [
+            len(range(i, project.size, DOCUMENTS_PER_PROJECT)) for i in range(DOCUMENTS_PER_PROJECT)
+        ]
         doc_rows = "".join(
             f"{d}\t{project.team_id}\t{project.id}\tdoc {i}\tgs://bench/{project.id}/{i}.txt\t"
-            f"ready\t{model}\n"
+            f"ready\t{model}\t{counts[i]}\n"
             for i, d in enumerate(documents)
         )
-        _copy(
-            engine,
-            "COPY documents (id, team_id, project_id, title, gcs_uri, status, embedding_model) "
-            "FROM STDIN",
-            doc_rows,
-        )
+        _copy(engine, _DOCUMENTS_COPY, doc_rows)
         vectors = sample_vectors(rng, centroids, project.topics, project.size)
         lines = []
         for index, vector in enumerate(vectors):
             content = " ".join(word_rng.choices(words, k=WORDS_PER_CHUNK))
             document = documents[index % DOCUMENTS_PER_PROJECT]
-            lines.append(
-                f"{document}\t{project.id}\t{index}\t{content}\t{_literal(vector)}\t1\t1\t0\t"
-                f"{len(content)}\t{WORDS_PER_CHUNK * 2}\n"
-            )
-        _copy(
-            engine,
-            "COPY document_chunks (document_id, project_id, chunk_index, content, embedding, "
-            "page_start, page_end, char_start, char_end, token_count) FROM STDIN",
-            "".join(lines),
+            lines.append(_chunk_line(document, project, index, vector, content))
+        _copy(engine, _CHUNKS_COPY, "".join(lines))
+
+
+def _load_documents_shuffled(
+    engine: Engine,
+    tenants: list[Project],
+    centroids: np.ndarray,
+    words: list[str],
+    rng: np.random.Generator,
+    model: str,
+) -> None:
+    """Documents of CHUNKS_PER_DOCUMENT chunks, all projects interleaved at random."""
+    documents: list[tuple[Project, int, int]] = []  # project, number, chunks
+    for project in tenants:
+        for number, first in enumerate(range(0, project.size, CHUNKS_PER_DOCUMENT)):
+            documents.append((project, number, min(CHUNKS_PER_DOCUMENT, project.size - first)))
+    random.Random(11).shuffle(documents)
+    word_rng = random.Random(7)
+    doc_rows: list[str] = []
+    lines: list[str] = []
+    for project, number, count in documents:
+        document = uuid.uuid4()
+        doc_rows.append(
+            f"{document}\t{project.team_id}\t{project.id}\tdoc {number}\t"
+            f"gs://bench/{project.id}/{number}.txt\tready\t{model}\t{count}\n"
         )
-    corpus = Corpus(tenants, tenants[0], tenants[1], centroids, words)
-    corpus.load_seconds = time.perf_counter() - started
-    _rebuild_indexes(engine, corpus)
+        vectors = sample_vectors(rng, centroids, project.topics, count)
+        for index, vector in enumerate(vectors):
+            content = " ".join(word_rng.choices(words, k=WORDS_PER_CHUNK))
+            lines.append(_chunk_line(document, project, index, vector, content))
+        if len(lines) >= COPY_BATCH:
+            _copy(engine, _DOCUMENTS_COPY, "".join(doc_rows))
+            _copy(engine, _CHUNKS_COPY, "".join(lines))
+            doc_rows, lines = [], []
+    if lines:
+        _copy(engine, _DOCUMENTS_COPY, "".join(doc_rows))
+        _copy(engine, _CHUNKS_COPY, "".join(lines))
+
+
+def save(corpus: Corpus, folder: Path) -> None:
+    """What `restore` needs to query a loaded database again (keys included: bench data)."""
+    np.save(folder / "centroids.npy", corpus.centroids)
+    projects = [
+        {**asdict(p), "id": str(p.id), "team_id": str(p.team_id), "topics": p.topics.tolist()}
+        for p in corpus.projects
+    ]
+    description = {
+        "projects": projects,
+        "small": str(corpus.small.id),
+        "big": str(corpus.big.id),
+        "load_seconds": corpus.load_seconds,
+        "index_seconds": corpus.index_seconds,
+    }
+    (folder / "corpus.json").write_text(json.dumps(description))
+
+
+def restore(folder: Path) -> Corpus | None:
+    if not (folder / "corpus.json").exists():
+        return None
+    description = json.loads((folder / "corpus.json").read_text())
+    projects = [
+        Project(
+            id=uuid.UUID(p["id"]),
+            team_id=uuid.UUID(p["team_id"]),
+            api_key=p["api_key"],
+            size=p["size"],
+            topics=np.asarray(p["topics"]),
+        )
+        for p in description["projects"]
+    ]
+    by_id = {str(p.id): p for p in projects}
+    corpus = Corpus(
+        projects,
+        by_id[description["small"]],
+        by_id[description["big"]],
+        np.load(folder / "centroids.npy"),
+        vocabulary(random.Random(42)),
+    )
+    corpus.load_seconds = description["load_seconds"]
+    corpus.index_seconds = description["index_seconds"]
     return corpus
 
 
 def _rebuild_indexes(engine: Engine, corpus: Corpus) -> None:
     """The migration's own index definitions, built once over the loaded table."""
     with engine.connect() as connection:
-        connection.execute(text("SET maintenance_work_mem = '1GB'"))
+        # The HNSW graph is built in memory when it fits (~2.5 GB at a million 384-d rows).
+        connection.execute(text("SET maintenance_work_mem = '4GB'"))
         connection.execute(text("SET max_parallel_maintenance_workers = 1"))
         for index in DocumentChunk.__table__.indexes:  # type: ignore[attr-defined]
             if index.name in REBUILT_INDEXES:

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
 from common.platform.errors import ApiError
@@ -319,7 +319,7 @@ def configure_search(session: Session, ef_search: int) -> None:
     session.execute(_CONFIGURE, {"ef_search": str(int(ef_search))})
 
 
-def search(
+def _prepared(
     session: Session,
     *,
     project_id: uuid.UUID,
@@ -327,15 +327,12 @@ def search(
     question: str,
     top_k: int,
     ef_search: int,
-    min_score: float | None = None,
-    document_ids: Sequence[uuid.UUID] | None = None,
-    arms: str = "hybrid",
-    fusion: Fusion = DEFAULT_FUSION,
-) -> list[RetrievedChunk]:
-    """The project's top_k chunks for this question, best first (see the module docstring).
-
-    `arms` = "dense" or "keyword" ranks by that arm alone (bench/quality.py measures each).
-    """
+    min_score: float | None,
+    document_ids: Sequence[uuid.UUID] | None,
+    arms: str,
+    fusion: Fusion,
+) -> tuple[TextClause, dict[str, object]]:
+    """Configure this transaction's search and return the statement with its parameters."""
     configure_search(session, ef_search)
     statement = _STATEMENTS[(bool(document_ids), min_score is not None, arms)]
     params: dict[str, object] = {
@@ -358,6 +355,38 @@ def search(
         params["document_ids"] = list(document_ids)
     if min_score is not None:
         params["min_score"] = float(min_score)
+    return statement, params
+
+
+def search(
+    session: Session,
+    *,
+    project_id: uuid.UUID,
+    query_vector: np.ndarray,
+    question: str,
+    top_k: int,
+    ef_search: int,
+    min_score: float | None = None,
+    document_ids: Sequence[uuid.UUID] | None = None,
+    arms: str = "hybrid",
+    fusion: Fusion = DEFAULT_FUSION,
+) -> list[RetrievedChunk]:
+    """The project's top_k chunks for this question, best first (see the module docstring).
+
+    `arms` = "dense" or "keyword" ranks by that arm alone (bench/quality.py measures each).
+    """
+    statement, params = _prepared(
+        session,
+        project_id=project_id,
+        query_vector=query_vector,
+        question=question,
+        top_k=top_k,
+        ef_search=ef_search,
+        min_score=min_score,
+        document_ids=document_ids,
+        arms=arms,
+        fusion=fusion,
+    )
     rows = session.execute(statement, params).all()
     return [
         RetrievedChunk(
@@ -375,6 +404,33 @@ def search(
         )
         for rank, row in enumerate(rows, start=1)
     ]
+
+
+def explain_search(
+    session: Session,
+    *,
+    project_id: uuid.UUID,
+    query_vector: np.ndarray,
+    question: str,
+    top_k: int,
+    ef_search: int,
+    document_ids: Sequence[uuid.UUID] | None = None,
+) -> str:
+    """Postgres's plan for the statement `search` would run now (bench/query.py prints it)."""
+    statement, params = _prepared(
+        session,
+        project_id=project_id,
+        query_vector=query_vector,
+        question=question,
+        top_k=top_k,
+        ef_search=ef_search,
+        min_score=None,
+        document_ids=document_ids,
+        arms="hybrid",
+        fusion=DEFAULT_FUSION,
+    )
+    explained = text("EXPLAIN " + str(statement))
+    return "\n".join(str(row[0]) for row in session.execute(explained, params))
 
 
 def fit_to_budget(chunks: Sequence[RetrievedChunk], budget_tokens: int) -> list[RetrievedChunk]:
