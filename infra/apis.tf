@@ -1,7 +1,8 @@
 # Every API the deployment touches, enabled here so an empty project works. They stay enabled on
-# destroy: other workloads in the project may use them too.
+# destroy: other workloads in the project may use them too. The Discovery Engine API (the Vertex AI
+# ranking API) only when the query function reranks.
 resource "google_project_service" "apis" {
-  for_each = toset([
+  for_each = toset(concat([
     "aiplatform.googleapis.com",
     "artifactregistry.googleapis.com",
     "cloudbuild.googleapis.com",
@@ -20,7 +21,7 @@ resource "google_project_service" "apis" {
     "servicenetworking.googleapis.com",
     "sqladmin.googleapis.com",
     "storage.googleapis.com",
-  ])
+  ], var.rerank_provider == "vertex" ? ["discoveryengine.googleapis.com"] : []))
 
   project            = var.project_id
   service            = each.value

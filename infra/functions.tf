@@ -99,6 +99,7 @@ resource "google_cloudfunctions2_function" "fn" {
 
   depends_on = [
     google_project_iam_member.runtime,
+    google_project_iam_member.query_ranker,
     google_project_iam_member.builder_logs,
     google_project_iam_member.builder_source_reader,
     google_artifact_registry_repository_iam_member.builder_writer,

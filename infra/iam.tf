@@ -97,6 +97,29 @@ resource "google_service_account_iam_member" "query_signs_as_itself" {
   member             = google_service_account.runtime["query"].member
 }
 
+# Reranking (rerank_provider = vertex) calls the Vertex AI ranking API, which needs
+# discoveryengine.rankingConfigs.rank on the project. The narrowest predefined role holding it,
+# roles/discoveryengine.viewer, would also let the query account search, converse with and read
+# the documents of every Vertex AI Search app and data store in the project, so the account gets
+# a custom role with that one permission instead (rank is stateless: no resource to scope it to).
+resource "google_project_iam_custom_role" "ranker" {
+  count = var.rerank_provider == "vertex" ? 1 : 0
+
+  project     = var.project_id
+  role_id     = "${replace(var.name_prefix, "-", "_")}_ranker"
+  title       = "${var.name_prefix} ranker"
+  description = "Rerank search results with the Vertex AI ranking API, nothing else"
+  permissions = ["discoveryengine.rankingConfigs.rank"]
+}
+
+resource "google_project_iam_member" "query_ranker" {
+  count = var.rerank_provider == "vertex" ? 1 : 0
+
+  project = var.project_id
+  role    = google_project_iam_custom_role.ranker[0].name
+  member  = google_service_account.runtime["query"].member
+}
+
 # Only the trigger queues jobs.
 resource "google_pubsub_topic_iam_member" "ingest_publisher" {
   topic  = google_pubsub_topic.jobs.id

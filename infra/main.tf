@@ -171,6 +171,8 @@ locals {
         AI_INFRA_MAX_REQUEST_BYTES    = var.max_request_bytes
         AI_INFRA_CONTEXT_TOKEN_BUDGET = var.context_token_budget
         AI_INFRA_MAX_OUTPUT_TOKENS    = var.max_output_tokens
+        AI_INFRA_RERANK_PROVIDER      = var.rerank_provider
+        AI_INFRA_RERANK_MODEL         = var.rerank_model
       }
     }
   }

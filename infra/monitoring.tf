@@ -83,6 +83,33 @@ resource "google_logging_metric" "sweeps" {
   }
 }
 
+# Queries served in the fused order because the reranker timed out, was rate limited or failed
+# (common/query/service.py): a degraded answer, not an error, so it is metered, not alerted on.
+resource "google_logging_metric" "rerank_fallbacks" {
+  name        = "${var.name_prefix}/rerank-fallbacks"
+  description = "Queries served in the fused order because the reranker did not answer in time or failed"
+  filter      = <<-EOT
+    resource.type="cloud_run_revision"
+    resource.labels.service_name="${local.service_names["query"]}"
+    jsonPayload.message=~"^rerank fell back"
+  EOT
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "${var.name_prefix} rerank fallbacks"
+    labels {
+      key         = "reason"
+      value_type  = "STRING"
+      description = "timeout, rate_limited, unavailable, refused or backing_off"
+    }
+  }
+  label_extractors = {
+    reason = "EXTRACT(jsonPayload.rerank_status)"
+  }
+}
+
 # --- alert policies -----------------------------------------------------------------------------
 
 resource "google_monitoring_alert_policy" "dead_letters" {

@@ -230,6 +230,28 @@ variable "openai_base_url" {
   }
 }
 
+variable "rerank_provider" {
+  description = "none, or vertex: the Vertex AI ranking API reorders the query's top fused results (enables the Discovery Engine API and lets the query account call rank, nothing more)."
+  type        = string
+  default     = "none"
+
+  validation {
+    condition     = contains(["none", "vertex"], var.rerank_provider)
+    error_message = "rerank_provider must be none or vertex."
+  }
+}
+
+variable "rerank_model" {
+  description = "Ranking model when rerank_provider = vertex: semantic-ranker-default-004 (best) or semantic-ranker-fast-004 (lower latency)."
+  type        = string
+  default     = "semantic-ranker-default-004"
+
+  validation {
+    condition     = can(regex("^semantic-ranker-", var.rerank_model))
+    error_message = "rerank_model must be a semantic-ranker-* model."
+  }
+}
+
 # --- pipeline -----------------------------------------------------------------------------------
 
 variable "max_delivery_attempts" {
@@ -280,6 +302,8 @@ variable "settings_overrides" {
         "AI_INFRA_DEFAULT_REQUESTS_PER_MINUTE",
         "AI_INFRA_UPLOAD_URL_TTL_SECONDS",
         "AI_INFRA_URL_FETCH_TIMEOUT_SECONDS",
+        "AI_INFRA_RERANK_CANDIDATES",
+        "AI_INFRA_RERANK_TIMEOUT_SECONDS",
       ], name)
     ])
     error_message = "settings_overrides takes only the tuning settings listed in variables.tf; the others have their own variables or are set by Terraform."

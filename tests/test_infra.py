@@ -63,7 +63,14 @@ COMMON_REQUIRED = set(
 REQUIRED_BY_ENTRY_POINT = {
     "ingest_trigger": COMMON_REQUIRED,
     "chunk_embed": COMMON_REQUIRED | {"job_timeout_seconds", "max_file_bytes", "max_pdf_pages"},
-    "query": COMMON_REQUIRED | {"generation_provider", "generation_model", "max_request_bytes"},
+    "query": COMMON_REQUIRED
+    | {
+        "generation_provider",
+        "generation_model",
+        "max_request_bytes",
+        "rerank_provider",
+        "rerank_model",
+    },
     "dead_letter": COMMON_REQUIRED,
     "sweep": COMMON_REQUIRED | {"job_timeout_seconds"},
 }
@@ -89,6 +96,8 @@ TUNABLE = set(
         "default_requests_per_minute",
         "upload_url_ttl_seconds",
         "url_fetch_timeout_seconds",
+        "rerank_candidates",
+        "rerank_timeout_seconds",
     ]
 )
 LOCAL_ONLY = set(
@@ -104,6 +113,7 @@ LOCAL_ONLY = set(
         "sweep_interval_seconds",
         "signed_url_endpoint",
         "url_fetch_allow_loopback",
+        "rerank_base_url",
     ]
 )
 SECRET = {"openai_api_key"}  # from Secret Manager, when generation_provider = openai
@@ -118,6 +128,9 @@ RESOURCE_SAMPLES = {
 }
 SAMPLE_PROJECT = "my-project"
 
+# The custom role that lets the query account call the Vertex AI ranking API, and nothing else.
+RANKER_ROLE = "${google_project_iam_custom_role.ranker[0].name}"
+RANK_PERMISSION = "discoveryengine.rankingConfigs.rank"
 # Every role the deployment may grant, and where. Anything else is a finding.
 ALLOWED_ROLES = {
     "google_project_iam_member": {
@@ -128,6 +141,7 @@ ALLOWED_ROLES = {
         "roles/logging.logWriter",
         "roles/pubsub.publisher",  # the Cloud Storage service agent, for Eventarc
         "roles/storage.objectViewer",  # the builder, conditioned to source buckets
+        RANKER_ROLE,  # the query account, only when it reranks: one permission, see below
     },
     "google_storage_bucket_iam_member": {"roles/storage.objectViewer", "roles/storage.objectAdmin"},
     "google_pubsub_topic_iam_member": {"roles/pubsub.publisher"},
@@ -651,3 +665,37 @@ def test_query_may_sign_upload_urls_only_as_itself(tf: dict[str, Any]) -> None:
     assert _one(grant["role"]) == "roles/iam.serviceAccountTokenCreator"
     assert _one(grant["service_account_id"]) == f"${{{query}.name}}"
     assert _one(grant["member"]) == f"${{{query}.member}}"
+
+
+def test_only_query_may_rerank_with_one_permission_and_only_when_it_reranks(
+    tf: dict[str, Any],
+) -> None:
+    """The ranking API call needs discoveryengine.rankingConfigs.rank: a custom role holding only
+    that (roles/discoveryengine.viewer would also read and search every Vertex AI Search data
+    store), granted to the query account alone, and it and the API exist only with reranking on."""
+    on = '${var.rerank_provider == "vertex" ? 1 : 0}'
+    role = resources(tf, "google_project_iam_custom_role")
+    assert set(role) == {"ranker"}
+    assert _one(role["ranker"]["count"]) == on
+    assert role["ranker"]["permissions"] == [RANK_PERMISSION]
+    holders = [(n, m) for _t, n, r, m in iam_members(tf) if r == RANKER_ROLE]
+    assert holders == [("query_ranker", '${google_service_account.runtime["query"].member}')]
+    grant = resources(tf, "google_project_iam_member")["query_ranker"]
+    assert _one(grant["count"]) == on
+    apis = _one(resources(tf, "google_project_service")["apis"]["for_each"])
+    assert '"vertex" ? ["discoveryengine.googleapis.com"] : []' in apis
+    # No broader Discovery Engine role anywhere.
+    assert not [r for _t, _n, r, _m in iam_members(tf) if r.startswith("roles/discoveryengine.")]
+    env = functions(tf)["query"]["env"]
+    assert env["AI_INFRA_RERANK_PROVIDER"] == "${var.rerank_provider}"
+    assert variable_default(tf, "rerank_provider") == "none"  # off unless asked for
+    assert variable_default(tf, "rerank_model") == Settings().rerank_model
+
+
+def test_rerank_fallback_metric_counts_the_line_the_query_flow_logs(tf: dict[str, Any]) -> None:
+    metric = resources(tf, "google_logging_metric")["rerank_fallbacks"]
+    assert 'jsonPayload.message=~"^rerank fell back"' in _one(metric["filter"])
+    source = (INFRA.parent / "common/query/service.py").read_text()
+    assert '"rerank fell back to the fused order"' in source
+    assert '"rerank_status": outcome.status' in source
+    assert _one(metric["label_extractors"])["reason"] == "EXTRACT(jsonPayload.rerank_status)"

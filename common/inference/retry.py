@@ -153,6 +153,12 @@ class BackoffGate:
             self._resume_at = max(self._resume_at, until)
             return until
 
+    def remaining(self) -> float:
+        """Seconds left of the current pause (0 when callers may send): for callers that skip
+        a call instead of waiting, like the reranker."""
+        with self._lock:
+            return max(0.0, self._resume_at - self._clock())
+
     def wait(self, sleep: Callable[[float], None], *, slept_until: float = 0.0) -> None:
         """Sleep out the pause others set; `slept_until`: the end of the wait the caller just
         slept itself, so only a longer pause set meanwhile by another call adds to it."""

@@ -42,6 +42,11 @@ class GenerationProvider(StrEnum):
     OPENAI = "openai"
 
 
+class RerankProvider(StrEnum):
+    NONE = "none"
+    VERTEX = "vertex"
+
+
 class DbIpType(StrEnum):
     PRIVATE = "private"
     PUBLIC = "public"
@@ -126,6 +131,18 @@ class Settings(BaseSettings):
     max_output_tokens: Annotated[int, Field(gt=0, le=8192)] = 1024
     default_temperature: Annotated[float, Field(ge=0, le=2)] = 0.2
     system_prompt: str | None = None
+
+    # --- reranking ------------------------------------------------------------------------
+    # `vertex`: the Vertex AI ranking API reorders the top `rerank_candidates` fused results;
+    # past `rerank_timeout_seconds`, or on a 429/5xx, the fused order is served unchanged.
+    rerank_provider: RerankProvider = RerankProvider.NONE
+    rerank_model: str = "semantic-ranker-default-004"
+    # The ranking API takes at most 200 records a request.
+    rerank_candidates: Annotated[int, Field(ge=1, le=200)] = 40
+    rerank_timeout_seconds: Annotated[float, Field(gt=0, le=30)] = 1.0
+    # Override of the ranking API's endpoint (`https://discoveryengine.googleapis.com/v1`): a
+    # local stand-in in tests.
+    rerank_base_url: str | None = None
 
     # --- ingestion ------------------------------------------------------------------------
     chunk_tokens: Annotated[int, Field(ge=32, le=8192)] = 256

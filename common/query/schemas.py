@@ -116,9 +116,16 @@ class Citation(BaseModel):
     source: int = Field(
         description="The [n] marker of this chunk in the answer (= rank when retrieving)."
     )
-    rank: int = Field(description="Position in the fused retrieval ranking, 1 = best.")
+    rank: int = Field(
+        description="Position in the retrieval ranking, 1 = best: the fused ranking, reordered "
+        "by the reranker when one is configured and answered in time."
+    )
     score: float = Field(description="Cosine similarity of the chunk to the question.")
     rrf_score: float = Field(description="Reciprocal-rank-fusion score (vector + full text).")
+    rerank_score: float | None = Field(
+        default=None,
+        description="The reranker's relevance score (0..1); null when no reranker ranked it.",
+    )
     chunk_id: uuid.UUID
     document_id: uuid.UUID
     title: str

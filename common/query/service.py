@@ -3,8 +3,14 @@
 Used by the query function (over HTTP) and by `ai-infra ask` (in-process, api_key_id None).
 Steps: embed the question; then in ONE transaction (one pooled connection, one snapshot) check
 that the caller's team owns the project (404) and that its chunks come from the configured
-embedding model (409), and run the hybrid search; fit the context budget, generate with numbered
-sources, keep the citations the answer actually makes.
+embedding model (409), and run the hybrid search; with a reranker configured, the search fetches
+`AI_INFRA_RERANK_CANDIDATES` fused results and the reranker keeps the best top_k of them (after
+the transaction); fit the context budget, generate with numbered sources, keep the citations the
+answer actually makes.
+
+The reranker never fails a query: past `AI_INFRA_RERANK_TIMEOUT_SECONDS`, on a 429/5xx or any
+other failure the fused order is served (its first top_k), logged as `rerank fell back` (a
+warning with the reason, counted by a log-based metric in the cloud), never as an error.
 
 The question is embedded before the ownership check so that the check and the search share a
 transaction: an authenticated caller naming someone else's project costs one embedding call,
@@ -16,6 +22,7 @@ are one INSERT statement (a CTE); the HTTP layer runs it after the response has 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import time
@@ -33,6 +40,7 @@ from common.query.schemas import Citation, QueryRequest, QueryResult, Usage, sni
 
 if TYPE_CHECKING:
     from common.inference.generation import GenerationRequest
+    from common.inference.reranking import DeadlineReranker
 
 __all__ = [
     "NOTHING_FOUND_ANSWER",
@@ -73,6 +81,8 @@ class Timings:
 class _Retrieved:
     top_k: int
     chunks: list[RetrievedChunk]
+    rerank_scores: dict[uuid.UUID, float] = field(default_factory=dict)
+    rerank_status: str | None = None  # None: no reranker configured
 
 
 def _retrieve(
@@ -83,9 +93,12 @@ def _retrieve(
     timings: Timings,
 ) -> _Retrieved:
     from common.inference.embeddings import get_embedder
+    from common.inference.reranking import get_reranker
 
     top_k = request.top_k or settings.default_top_k
     embedder = get_embedder(settings)
+    reranker = get_reranker(settings)
+    fetch = max(top_k, settings.rerank_candidates) if reranker is not None else top_k
     mark = time.perf_counter()
     vector = embedder.embed_query(request.question)
     mark = timings.add("embed", mark)
@@ -102,21 +115,70 @@ def _retrieve(
             project_id=project_id,
             query_vector=vector,
             question=request.question,
-            top_k=top_k,
+            top_k=fetch,
             ef_search=settings.hnsw_ef_search,
             min_score=request.min_score,
             document_ids=request.document_ids,
         )
     timings.add("sql", mark)
-    return _Retrieved(top_k=top_k, chunks=chunks)
+    if reranker is None:
+        return _Retrieved(top_k=top_k, chunks=chunks)
+    return _rerank(reranker, request.question, chunks, top_k, timings)
 
 
-def _citation(chunk: RetrievedChunk, source: int, *, with_content: bool) -> Citation:
+def _rerank(
+    reranker: DeadlineReranker,
+    question: str,
+    chunks: list[RetrievedChunk],
+    top_k: int,
+    timings: Timings,
+) -> _Retrieved:
+    """The reranker's best top_k of the fused candidates, else the fused order's first top_k."""
+    from common.inference.reranking import RerankRecord
+
+    mark = time.perf_counter()
+    by_id = {str(chunk.chunk_id): chunk for chunk in chunks}
+    records = [RerankRecord(str(c.chunk_id), c.title, c.content) for c in chunks]
+    outcome = reranker.rerank(question, records, top_n=top_k)
+    timings.add("rerank", mark)
+    if outcome.ranked is None:
+        logger.warning(
+            "rerank fell back to the fused order",
+            extra={
+                "rerank_status": outcome.status,
+                "rerank_model": reranker.model_name,
+                "rerank_ms": round(outcome.elapsed_ms, 2),
+                "candidates": len(records),
+                "detail": outcome.detail,
+            },
+        )
+        return _Retrieved(top_k, chunks[:top_k], rerank_status=outcome.status)
+    scores: dict[uuid.UUID, float] = {}
+    order: list[RetrievedChunk] = []
+    for ranked in outcome.ranked:
+        chunk = by_id.get(ranked.id)
+        if chunk is not None and chunk.chunk_id not in scores:
+            scores[chunk.chunk_id] = ranked.score
+            order.append(chunk)
+    # A ranking shorter than top_k (fewer records came back) is topped up in fused order.
+    order += [chunk for chunk in chunks if chunk.chunk_id not in scores]
+    reranked = [dataclasses.replace(c, rank=n) for n, c in enumerate(order[:top_k], start=1)]
+    return _Retrieved(top_k, reranked, rerank_scores=scores, rerank_status=outcome.status)
+
+
+def _citation(
+    chunk: RetrievedChunk,
+    source: int,
+    *,
+    with_content: bool,
+    rerank_scores: dict[uuid.UUID, float],
+) -> Citation:
     return Citation(
         source=source,
         rank=chunk.rank,
         score=chunk.score,
         rrf_score=chunk.rrf_score,
+        rerank_score=rerank_scores.get(chunk.chunk_id),
         chunk_id=chunk.chunk_id,
         document_id=chunk.document_id,
         title=chunk.title,
@@ -169,6 +231,8 @@ class _Outcome:
     citations: list[Citation]
     model: str | None
     used_rag: bool = False
+    rerank_scores: dict[uuid.UUID, float] = field(default_factory=dict)
+    rerank_status: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
 
@@ -209,6 +273,7 @@ class _Outcome:
                 "citations": len(self.citations),
                 "used_rag": used_rag,
                 "model": self.model,
+                "rerank": self.rerank_status,
                 "latency_ms": latency_ms,
                 "phases_ms": {k: round(v, 2) for k, v in timings.phases.items()},
             },
@@ -229,9 +294,12 @@ def _prepare(
     retrieved = _retrieve(principal, project_id, request, settings, timings)
     outcome = _Outcome(principal, project_id, request, request_id, retrieved.top_k, None, [], None)
     outcome.used_rag = bool(retrieved.chunks)
+    outcome.rerank_scores = retrieved.rerank_scores
+    outcome.rerank_status = retrieved.rerank_status
     if request.mode == "retrieve":
         outcome.citations = [
-            _citation(chunk, chunk.rank, with_content=True) for chunk in retrieved.chunks
+            _citation(chunk, chunk.rank, with_content=True, rerank_scores=retrieved.rerank_scores)
+            for chunk in retrieved.chunks
         ]
         return outcome, []
     sources = fit_to_budget(retrieved.chunks, settings.context_token_budget)
@@ -243,7 +311,9 @@ def _prepare(
 
 def _cite(outcome: _Outcome, sources: list[RetrievedChunk], cited: list[int]) -> None:
     outcome.citations = [
-        _citation(sources[number - 1], number, with_content=False)
+        _citation(
+            sources[number - 1], number, with_content=False, rerank_scores=outcome.rerank_scores
+        )
         for number in cited
         if 1 <= number <= len(sources)
     ]

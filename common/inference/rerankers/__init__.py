@@ -1,0 +1,4 @@
+"""Reranker implementations, one module per provider.
+
+`common.inference.reranking` picks one from settings and runs it under a deadline.
+"""
