@@ -10,7 +10,9 @@ answer actually makes.
 
 The reranker never fails a query: past `AI_INFRA_RERANK_TIMEOUT_SECONDS`, on a 429/5xx or any
 other failure the fused order is served (its first top_k), logged as `rerank fell back` (a
-warning with the reason, counted by a log-based metric in the cloud), never as an error.
+warning with the reason, counted by a log-based metric in the cloud), never as an error. That is
+the fused order of the candidate search: each arm then proposes more candidates, and relative
+fusion normalises over them, so it may differ slightly from a top_k search's order.
 
 The question is embedded before the ownership check so that the check and the search share a
 transaction: an authenticated caller naming someone else's project costs one embedding call,
