@@ -1,22 +1,27 @@
 """Pub/Sub job worker: messagePublished -> extracted, chunked, embedded, stored chunks.
 
 Returning acknowledges the message; raising makes Pub/Sub redeliver it with backoff.
+
+The worker (`common.ingestion.jobs`: SQLAlchemy, numpy, the embedder) is imported by the first
+message, not at start-up: an instance starts listening after settings and logging alone.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import functions_framework
-from cloudevents.http import CloudEvent
 
-from common.ingestion.jobs import run_job
 from common.platform.events import MalformedEventError, parse_job_message
 from common.platform.runtime import (
     answer_transient_errors_with_503,
     ensure_schema_matches,
     start_function,
 )
+
+if TYPE_CHECKING:
+    from cloudevents.http import CloudEvent
 
 start_function()
 answer_transient_errors_with_503()
@@ -31,5 +36,7 @@ def chunk_embed(event: CloudEvent) -> None:
         logger.warning("malformed job message acknowledged: %s", error)
         return
     ensure_schema_matches()
+    from common.ingestion.jobs import run_job  # the first message pays the import, once
+
     outcome = run_job(message)
     logger.info("job message handled", extra={"job_id": str(message.job_id), "outcome": outcome})

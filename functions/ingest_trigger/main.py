@@ -1,16 +1,18 @@
 """Eventarc storage trigger: object finalized / deleted -> document row, job row, job message.
 
 Returning acknowledges the event; raising (TransientError) makes Eventarc retry it.
+
+The trigger (SQLAlchemy, the schema, storage and Pub/Sub clients) is imported by the first
+event, not at start-up.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 import functions_framework
-from cloudevents.http import CloudEvent
 
-from common.ingestion import trigger
 from common.platform.events import (
     STORAGE_DELETED,
     STORAGE_FINALIZED,
@@ -18,6 +20,9 @@ from common.platform.events import (
     parse_storage_event,
 )
 from common.platform.runtime import answer_transient_errors_with_503, start_function
+
+if TYPE_CHECKING:
+    from cloudevents.http import CloudEvent
 
 start_function()
 answer_transient_errors_with_503()
@@ -32,6 +37,8 @@ def ingest_trigger(event: CloudEvent) -> None:
     except MalformedEventError as error:
         logger.warning("malformed storage event acknowledged: %s", error)
         return
+    from common.ingestion import trigger  # the first event pays the import, once
+
     if parsed.event_type == STORAGE_FINALIZED:
         result = trigger.handle_object_finalized(parsed)
     elif parsed.event_type == STORAGE_DELETED:

@@ -3,6 +3,8 @@
 `overdue_minutes` comes from the query string or a JSON body (default 30). The figures are
 answered as JSON and logged as ONE structured line, which the log-based metrics in
 infra/monitoring.tf read; the line is a warning when jobs are overdue.
+
+The sweep (SQLAlchemy, the schema, the publisher) is imported by the first call, not at start-up.
 """
 
 from __future__ import annotations
@@ -13,11 +15,6 @@ import logging
 import flask
 import functions_framework
 
-from common.ingestion.monitoring import (
-    InvalidOverdueMinutesError,
-    overdue_minutes,
-    sweep_and_measure,
-)
 from common.platform.errors import TransientError
 from common.platform.runtime import start_function
 
@@ -27,6 +24,12 @@ logger = logging.getLogger("functions.sweep")
 
 @functions_framework.http
 def sweep(request: flask.Request) -> flask.Response:
+    from common.ingestion.monitoring import (  # the first call pays the import, once
+        InvalidOverdueMinutesError,
+        overdue_minutes,
+        sweep_and_measure,
+    )
+
     if request.method not in ("GET", "POST"):
         response = _error(405, "method_not_allowed", "use POST (or GET)")
         response.headers["Allow"] = "GET, POST"
