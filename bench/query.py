@@ -104,6 +104,7 @@ def served_top10(project: Project, vector: np.ndarray) -> set[Any]:
             question="",
             top_k=10,
             ef_search=_settings().hnsw_ef_search,
+            exact_max_chunks=_settings().exact_search_max_chunks,
             arms="dense",
         )
     return {chunk.chunk_id for chunk in found}
@@ -135,6 +136,7 @@ def _timed_search(project: Project, vector: np.ndarray, question: str, *, exact:
             question=question,
             top_k=10,
             ef_search=_settings().hnsw_ef_search,
+            exact_max_chunks=_settings().exact_search_max_chunks,
         )
     return (time.perf_counter() - started) * 1000
 
@@ -152,6 +154,7 @@ def served_plan(project: Project, vector: np.ndarray) -> str:
             question="",
             top_k=10,
             ef_search=_settings().hnsw_ef_search,
+            exact_max_chunks=_settings().exact_search_max_chunks,
         )
     return "hnsw" if "embedding_hnsw" in plan else "exact"
 

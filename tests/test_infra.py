@@ -93,6 +93,7 @@ TUNABLE = set(
         "chunk_overlap_tokens",
         "default_top_k",
         "hnsw_ef_search",
+        "exact_search_max_chunks",
         "default_requests_per_minute",
         "upload_url_ttl_seconds",
         "url_fetch_timeout_seconds",

@@ -165,6 +165,9 @@ class Settings(BaseSettings):
     max_request_bytes: PositiveInt = 64 * 1024
     default_top_k: Annotated[int, Field(ge=1, le=50)] = 5
     hnsw_ef_search: Annotated[int, Field(ge=1, le=1000)] = 100
+    # Projects up to this many chunks rank vectors exactly, bigger ones through HNSW
+    # (common/query/retrieval.py; README "Search at scale").
+    exact_search_max_chunks: Annotated[int, Field(ge=0, le=10_000_000)] = 20_000
     # Requests per minute per API key unless its team or the key itself sets a limit.
     default_requests_per_minute: Annotated[int, Field(ge=1, le=1_000_000)] = 600
 

@@ -1,20 +1,26 @@
-"""Hybrid retrieval over one project's chunks: HNSW cosine neighbours + full text, fused.
+"""Hybrid retrieval over one project's chunks: cosine neighbours + full text, fused.
 
-Both arms and the fusion run in ONE SQL statement (one round trip):
+Two round trips: the first sets this transaction's HNSW knobs and reads the project's size and
+the question's terms with their idf; the second runs both arms and the fusion in ONE statement:
 
-* vector arm: `ORDER BY embedding <=> q LIMIT n` filtered by project (and documents), with
-  `hnsw.iterative_scan = relaxed_order` so a selective filter keeps scanning the graph instead
-  of returning fewer than n rows; the arm is materialised and re-sorted by exact distance.
+* vector arm: `ORDER BY embedding <=> q LIMIT n` filtered by project (and documents). A project
+  of up to `exact_max_chunks` chunks is ranked exactly (an ORDER BY the index cannot serve: the
+  project_id index and a top-N sort, recall 1.0); a bigger one uses the HNSW index with
+  `hnsw.iterative_scan = relaxed_order`, so a selective filter keeps scanning the graph instead
+  of returning fewer than n rows, and `hnsw.max_scan_tuples` sized to the project's share of
+  the table. The arm is materialised and re-sorted by exact distance.
 * keyword arm: chunks with ANY of the question's terms, ranked by BM25 (k1 = 1.2, no length
   normalisation: chunks are token-budgeted) with each term's idf taken from the column's
   ANALYZE statistics (`pg_stats.most_common_elems`, no scan of the table); terms absent from
   them are rarer than any listed one. Chunks matching every term with websearch semantics
   (part numbers, `"quoted phrases"`, `or`, `-term`) or the question's quoted phrases rank first.
   A partial match counts only when its terms carry `min_coverage` of the question's idf mass,
-  so one shared common word is no evidence. In a big project the rarest terms are matched first
-  and a common one joins only while the expected matches stay under MAX_KEYWORD_MATCHES, which
-  bounds the ranking work. Chunks with equal keyword evidence share a rank (random ids never
-  order them; the vector arm decides).
+  so one shared common word is no evidence; the terms arrive as bound values, so Postgres
+  plans the full-text match knowing how many rows it selects, and a tsquery of the
+  combinations that can reach the bar drops the others before BM25 is computed. In a big
+  project the rarest terms are matched first and a common one joins only while the expected
+  matches stay under MAX_KEYWORD_MATCHES, which bounds the ranking work. Chunks with equal
+  keyword evidence share a rank (random ids never order them; the vector arm decides).
 * fusion (`Fusion`: each arm's scores min-max normalised and weighted, or weighted reciprocal
   ranks) of the two lists; `min_score` filters on the cosine similarity (1 - cosine distance),
   computed exactly for every fused candidate.
@@ -76,6 +82,22 @@ UNKNOWN_FREQUENCY = 0.01  # no statistics yet (a fresh table): every term weighs
 MAX_KEYWORD_MATCHES = 1000
 EXACT_BONUS = 100.0  # chunks with every term (websearch semantics) or the quoted phrases first
 MAX_TERMS = 16
+# Projects up to this many chunks rank their vectors exactly (recall 1.0, cost grows with the
+# project: ~10 ms p95 at 13,000 chunks in a million-chunk table); bigger ones use the HNSW index
+# (bench/query.py --skew zipf measures both). AI_INFRA_EXACT_SEARCH_MAX_CHUNKS overrides it.
+EXACT_SEARCH_MAX_CHUNKS = 20_000
+# hnsw.max_scan_tuples per query: candidates x SCAN_TUPLES_MARGIN / (the project's share of the
+# table), within [pgvector's default, the cap], so a filtered scan neither stops short for a
+# mid-sized project nor wanders a whole big table.
+# The keyword arm reads at most this many GIN postings (table-wide, the rarest term whatever its
+# count) per query, and tests a
+# project's own rows instead when that is cheaper: one row tested (its tsvector is TOASTed)
+# costs about as much as KEYWORD_SCAN_COST_RATIO postings read (bench/query.py --skew zipf).
+MAX_INDEX_POSTINGS = 20_000
+KEYWORD_SCAN_COST_RATIO = 6.0
+MIN_SCAN_TUPLES = 20_000
+MAX_SCAN_TUPLES_CAP = 200_000
+SCAN_TUPLES_MARGIN = 3
 
 
 @dataclass(frozen=True)
@@ -174,28 +196,29 @@ def check_searchable(
 ARMS = ("hybrid", "dense", "keyword")
 
 
-# The keyword arm's BM25 reads only the question's lexemes of a chunk: setweight marks them
-# (weight A, a binary search each) and ts_filter keeps them, so a matching chunk is not unnested
-# whole. (No SQL comments in the statement: its whitespace is collapsed to one line.)
-def _hybrid_sql(*, with_documents: bool, with_min_score: bool, arms: str = "hybrid") -> str:
-    """The search statement; `arms` keeps one arm alone (dense, keyword) for bench/quality.py."""
-    document_filter = "AND c.document_id = ANY(CAST(:document_ids AS uuid[]))"
-    doc = document_filter if with_documents else ""
-    score_filter = "AND 1 - (c.embedding <=> CAST(:q AS vector)) >= :min_score"
-    dense = "true" if arms in ("hybrid", "dense") else "false"
-    keyword = "true" if arms in ("hybrid", "keyword") else "false"
-    return f"""
-    WITH vector_arm AS MATERIALIZED (
-        SELECT c.id, c.embedding <=> CAST(:q AS vector) AS distance
-        FROM document_chunks c
-        WHERE c.project_id = :project_id {doc}
-        ORDER BY c.embedding <=> CAST(:q AS vector)
-        LIMIT :dense_candidates
-    ), vector_ranked AS (
-        SELECT id, row_number() OVER (ORDER BY distance) AS rank,
-               (max(distance) OVER () - distance)
-               / nullif(max(distance) OVER () - min(distance) OVER (), 0) AS norm
-        FROM vector_arm
+# Round trip 1: this transaction's HNSW knobs, the project's size, and the question's terms with
+# their idf. The keyword statement then carries its terms as bound values, so Postgres plans it
+# knowing how many rows they match (a tsquery computed inside the statement is a guess of 0.5%
+# of the table, which sent small projects through a table-wide GIN scan). The scan budget grows
+# as the project's share of the table shrinks: relaxed iterative HNSW scans visit about
+# candidates / share tuples before `candidates` of them pass the project filter.
+_PREPARE_SQL = f"""
+    WITH project AS (
+        SELECT coalesce(sum(chunk_count), 0) AS chunks,
+               (SELECT greatest(reltuples, 0) FROM pg_class
+                WHERE oid = CAST('document_chunks' AS regclass)) AS table_rows
+        FROM documents
+        WHERE project_id = :project_id AND status <> 'failed'
+          AND (CAST(:document_ids AS uuid[]) IS NULL
+               OR id = ANY(CAST(:document_ids AS uuid[])))
+    ), knobs AS (
+        SELECT set_config('hnsw.ef_search', :ef_search, true) AS ef_search,
+               set_config('hnsw.iterative_scan', 'relaxed_order', true) AS iterative,
+               set_config('hnsw.max_scan_tuples', CAST(CAST(least({MAX_SCAN_TUPLES_CAP},
+                   greatest({MIN_SCAN_TUPLES}, ceil(CAST(:dense_candidates AS float8)
+                   * {SCAN_TUPLES_MARGIN} * p.table_rows / greatest(p.chunks, 1))))
+                   AS bigint) AS text), true) AS scan_tuples
+        FROM project p
     ), stats AS (
         SELECT CAST(CAST(most_common_elems AS text) AS text[]) AS elems,
                most_common_elem_freqs AS freqs
@@ -212,40 +235,173 @@ def _hybrid_sql(*, with_documents: bool, with_min_score: bool, arms: str = "hybr
             LEFT JOIN stats s ON true
             LIMIT {MAX_TERMS}
         ) found
-    ), budget AS (
-        SELECT lexeme, idf,
-               (sum(freq) OVER (ORDER BY freq, lexeme) - freq)
-               * (SELECT coalesce(sum(chunk_count), 0) FROM documents
-                  WHERE project_id = :project_id) AS rarer_matches
-        FROM lexemes
-    ), terms AS MATERIALIZED (
-        SELECT lexeme, idf,
-               CAST('''' || replace(replace(lexeme, '\\', '\\\\'), '''', '''''') || ''''
-                    AS tsquery) AS query
-        FROM budget WHERE rarer_matches < {MAX_KEYWORD_MATCHES}
-    ), queries AS (
-        SELECT CAST(string_agg(CAST(query AS text), ' | ') AS tsquery) AS any_term,
-               array_agg(lexeme) AS term_lexemes,
-               (SELECT sum(idf) FROM lexemes) AS question_idf,
-               websearch_to_tsquery('{TS_CONFIG}', :question) AS all_terms,
-               websearch_to_tsquery('{TS_CONFIG}', :phrases) AS phrases
-        FROM terms
+    )
+    SELECT p.chunks, p.table_rows, k.scan_tuples, l.lexeme, l.idf, l.freq,
+           (sum(l.freq) OVER (ORDER BY l.freq, l.lexeme) - l.freq) * p.chunks AS rarer_matches
+    FROM project p
+    CROSS JOIN knobs k
+    LEFT JOIN lexemes l ON true
+"""
+_PREPARE = text(" ".join(_PREPARE_SQL.split()))
+
+
+@dataclass(frozen=True)
+class _Terms:
+    """The keyword arm's inputs, decided in round trip 1."""
+
+    lexemes: list[str]  # matched and ranked (within the MAX_KEYWORD_MATCHES budget)
+    idfs: list[float]
+    question_idf: float  # over every term of the question, kept or not
+    candidates: str  # tsquery: every chunk that can rank (see `candidate_query`)
+    use_index: bool  # read the candidates through GIN (else test the project's rows)
+
+
+_OPERATORS = re.compile(r'"|(^|\s)-\w|\bor\b', re.IGNORECASE)
+
+
+def _quoted(lexeme: str) -> str:
+    return "'" + lexeme.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def candidate_query(question: str, lexemes: list[str], idfs: list[float], bar: float) -> str:
+    """A tsquery over the kept terms that every chunk able to rank matches.
+
+    A chunk ranks when its kept terms carry `bar` idf mass (then it holds a term worth `bar`
+    alone, or at least two terms) or when it matches the whole question; without websearch
+    operators the latter holds every kept term. So `strong | (w1 & (w2 | w3 ...)) | ...` loses
+    none of them while GIN and the recheck drop the chunks sharing one weak word with the
+    question before BM25 is computed for them (the arm's main cost on long questions). With
+    `or`, `-term` or quotes the whole-question match is not a conjunction: any kept term then.
+    """
+    quoted = [_quoted(lexeme) for lexeme in lexemes]
+    if len(quoted) <= 1 or _OPERATORS.search(question):
+        return " | ".join(quoted)
+    strong = [q for q, idf in zip(quoted, idfs, strict=True) if idf >= bar]
+    weak = [q for q, idf in zip(quoted, idfs, strict=True) if idf < bar]
+    pairs = [
+        f"({first} & ({' | '.join(weak[number + 1 :])}))" for number, first in enumerate(weak[:-1])
+    ]
+    return " | ".join(strong + pairs)
+
+
+def _prepare(
+    session: Session,
+    *,
+    project_id: uuid.UUID,
+    question: str,
+    ef_search: int,
+    dense_candidates: int,
+    min_coverage: float,
+    document_ids: Sequence[uuid.UUID] | None,
+) -> tuple[int, _Terms]:
+    rows = session.execute(
+        _PREPARE,
+        {
+            "project_id": project_id,
+            "document_ids": _ids(document_ids),
+            "ef_search": str(int(ef_search)),
+            "dense_candidates": dense_candidates,
+            "question": question,
+        },
+    ).all()
+    chunks, table_rows = int(rows[0].chunks), float(rows[0].table_rows)
+    terms = sorted((row for row in rows if row.lexeme is not None), key=lambda r: r.freq)
+    question_idf = sum(float(row.idf) for row in terms)
+    # The rarest terms first; a common one joins while the rarer ones' expected matches in the
+    # project stay under the budget (the rarest always counts).
+    kept = [row for row in terms if row.rarer_matches < MAX_KEYWORD_MATCHES]
+    # Read through GIN, each term costs its postings in EVERY project: a common one joins only
+    # while the rarer ones' postings stay under MAX_INDEX_POSTINGS. Testing the project's own
+    # rows costs per row instead (no cap); the cheaper way serves the query.
+    indexed = [
+        row
+        for number, row in enumerate(kept)
+        if number == 0
+        or sum(float(r.freq) for r in kept[: number + 1]) * table_rows <= MAX_INDEX_POSTINGS
+    ]
+    postings = sum(float(row.freq) for row in indexed) * table_rows
+    use_index = postings < chunks * KEYWORD_SCAN_COST_RATIO
+    chosen = indexed if use_index else kept
+    lexemes = [str(row.lexeme) for row in chosen]
+    idfs = [float(row.idf) for row in chosen]
+    return chunks, _Terms(
+        lexemes=lexemes,
+        idfs=idfs,
+        question_idf=question_idf,
+        candidates=candidate_query(question, lexemes, idfs, min_coverage * question_idf),
+        use_index=use_index,
+    )
+
+
+# The keyword arm's BM25 reads only the question's lexemes of a chunk: setweight marks them
+# (weight A, a binary search each) and ts_filter keeps them, so a matching chunk is not unnested
+# whole. (No SQL comments in the statement: its whitespace is collapsed to one line.)
+def _hybrid_sql(
+    *,
+    with_documents: bool,
+    with_min_score: bool,
+    arms: str = "hybrid",
+    exact: bool = False,
+    keyword_index: bool = True,
+) -> str:
+    """The search statement; `arms` keeps one arm alone (dense, keyword) for bench/quality.py.
+
+    `exact` orders the vector arm by an expression the HNSW index cannot serve, so Postgres
+    ranks the project's chunks exactly (project_id index, then a top-N sort). Without
+    `keyword_index` the keyword arm tests the project's own rows instead of reading the GIN
+    index, whose posting lists span every project (an OFFSET 0 subquery keeps the match out of
+    the index conditions).
+    """
+    document_filter = "AND c.document_id = ANY(CAST(:document_ids AS uuid[]))"
+    doc = document_filter if with_documents else ""
+    score_filter = "AND 1 - (c.embedding <=> CAST(:q AS vector)) >= :min_score"
+    dense = "true" if arms in ("hybrid", "dense") else "false"
+    keyword = "true" if arms in ("hybrid", "keyword") else "false"
+    keyword_rows = (
+        "document_chunks"
+        if keyword_index
+        else "(SELECT id, project_id, document_id, content_tsv FROM document_chunks "
+        f"WHERE project_id = :project_id {doc.replace('c.', '')} OFFSET 0)"
+    )
+    order = (
+        "(c.embedding <=> CAST(:q AS vector)) + 0"
+        if exact
+        else "c.embedding <=> CAST(:q AS vector)"
+    )
+    return f"""
+    WITH vector_arm AS MATERIALIZED (
+        SELECT c.id, c.embedding <=> CAST(:q AS vector) AS distance
+        FROM document_chunks c
+        WHERE c.project_id = :project_id {doc}
+        ORDER BY {order}
+        LIMIT :dense_candidates
+    ), vector_ranked AS (
+        SELECT id, row_number() OVER (ORDER BY distance) AS rank,
+               (max(distance) OVER () - distance)
+               / nullif(max(distance) OVER () - min(distance) OVER (), 0) AS norm
+        FROM vector_arm
+    ), terms AS (
+        SELECT lexeme, idf
+        FROM unnest(CAST(:term_lexemes AS text[]), CAST(:term_idfs AS float8[])) AS t(lexeme, idf)
     ), keyword_arm AS MATERIALIZED (
         SELECT c.id,
                m.bm25 + CASE WHEN m.exact THEN {EXACT_BONUS} ELSE 0 END AS relevance
-        FROM document_chunks c
-        CROSS JOIN queries q
+        FROM {keyword_rows} c
         CROSS JOIN LATERAL (
             SELECT coalesce(sum(t.idf * cardinality(u.positions) * {BM25_K1 + 1}
                                 / (cardinality(u.positions) + {BM25_K1})), 0) AS bm25,
                    coalesce(sum(t.idf), 0) AS matched_idf,
-                   c.content_tsv @@ q.all_terms
-                   OR (CAST(:phrases AS text) <> '' AND c.content_tsv @@ q.phrases) AS exact
-            FROM unnest(ts_filter(setweight(c.content_tsv, 'A', q.term_lexemes), '{{a}}')) AS u
+                   c.content_tsv @@ websearch_to_tsquery('{TS_CONFIG}', :question)
+                   OR (CAST(:phrases AS text) <> ''
+                       AND c.content_tsv @@ websearch_to_tsquery('{TS_CONFIG}', :phrases))
+                   AS exact
+            FROM unnest(ts_filter(setweight(c.content_tsv, 'A',
+                                            CAST(:term_lexemes AS text[])), '{{a}}')) AS u
             JOIN terms t ON t.lexeme = u.lexeme
         ) m
-        WHERE c.project_id = :project_id {doc} AND c.content_tsv @@ q.any_term
-          AND (m.exact OR m.matched_idf >= CAST(:min_coverage AS float8) * q.question_idf)
+        WHERE c.project_id = :project_id {doc}
+          AND c.content_tsv @@ CAST(:candidates AS tsquery)
+          AND (m.exact OR m.matched_idf >= CAST(:min_coverage AS float8) * :question_idf)
         ORDER BY relevance DESC
         LIMIT :keyword_candidates
     ), keyword_ranked AS (
@@ -282,12 +438,22 @@ def _hybrid_sql(*, with_documents: bool, with_min_score: bool, arms: str = "hybr
 
 _STATEMENTS = {
     # Whitespace collapsed: the driver scans the statement text on every execution.
-    (docs, score, arms): text(
-        " ".join(_hybrid_sql(with_documents=docs, with_min_score=score, arms=arms).split())
+    (docs, score, arms, exact, index): text(
+        " ".join(
+            _hybrid_sql(
+                with_documents=docs,
+                with_min_score=score,
+                arms=arms,
+                exact=exact,
+                keyword_index=index,
+            ).split()
+        )
     )
     for docs in (False, True)
     for score in (False, True)
     for arms in ARMS
+    for exact in (False, True)
+    for index in (False, True)
 }
 
 
@@ -308,17 +474,6 @@ def vector_literal(vector: np.ndarray) -> str:
     return "[" + ",".join(f"{value:.8g}" for value in values.tolist()) + "]"
 
 
-_CONFIGURE = text(
-    "SELECT set_config('hnsw.ef_search', :ef_search, true), "
-    "set_config('hnsw.iterative_scan', 'relaxed_order', true)"
-)
-
-
-def configure_search(session: Session, ef_search: int) -> None:
-    """HNSW knobs for this transaction only (like `SET LOCAL`, both in one round trip)."""
-    session.execute(_CONFIGURE, {"ef_search": str(int(ef_search))})
-
-
 def _prepared(
     session: Session,
     *,
@@ -327,23 +482,39 @@ def _prepared(
     question: str,
     top_k: int,
     ef_search: int,
+    exact_max_chunks: int = EXACT_SEARCH_MAX_CHUNKS,
     min_score: float | None,
     document_ids: Sequence[uuid.UUID] | None,
     arms: str,
     fusion: Fusion,
 ) -> tuple[TextClause, dict[str, object]]:
     """Configure this transaction's search and return the statement with its parameters."""
-    configure_search(session, ef_search)
-    statement = _STATEMENTS[(bool(document_ids), min_score is not None, arms)]
+    dense_candidates = max(top_k * fusion.dense_candidates_per_result, fusion.min_candidates)
+    chunks, terms = _prepare(
+        session,
+        project_id=project_id,
+        question=question,
+        ef_search=ef_search,
+        dense_candidates=dense_candidates,
+        min_coverage=fusion.min_coverage,
+        document_ids=document_ids,
+    )
+    exact = chunks <= exact_max_chunks
+    keyword_index = terms.use_index
+    statement = _STATEMENTS[(bool(document_ids), min_score is not None, arms, exact, keyword_index)]
     params: dict[str, object] = {
         "q": vector_literal(query_vector),
         "question": question,
         "phrases": quoted_phrases(question),
         "project_id": project_id,
-        "dense_candidates": max(top_k * fusion.dense_candidates_per_result, fusion.min_candidates),
+        "dense_candidates": dense_candidates,
         "keyword_candidates": max(
             top_k * fusion.keyword_candidates_per_result, fusion.min_candidates
         ),
+        "term_lexemes": terms.lexemes,
+        "term_idfs": terms.idfs,
+        "question_idf": terms.question_idf,
+        "candidates": terms.candidates,
         "rrf_k": fusion.rrf_k,
         "dense_weight": fusion.dense_weight,
         "keyword_weight": fusion.keyword_weight,
@@ -366,6 +537,7 @@ def search(
     question: str,
     top_k: int,
     ef_search: int,
+    exact_max_chunks: int = EXACT_SEARCH_MAX_CHUNKS,
     min_score: float | None = None,
     document_ids: Sequence[uuid.UUID] | None = None,
     arms: str = "hybrid",
@@ -382,6 +554,7 @@ def search(
         question=question,
         top_k=top_k,
         ef_search=ef_search,
+        exact_max_chunks=exact_max_chunks,
         min_score=min_score,
         document_ids=document_ids,
         arms=arms,
@@ -414,6 +587,7 @@ def explain_search(
     question: str,
     top_k: int,
     ef_search: int,
+    exact_max_chunks: int = EXACT_SEARCH_MAX_CHUNKS,
     document_ids: Sequence[uuid.UUID] | None = None,
 ) -> str:
     """Postgres's plan for the statement `search` would run now (bench/query.py prints it)."""
@@ -424,6 +598,7 @@ def explain_search(
         question=question,
         top_k=top_k,
         ef_search=ef_search,
+        exact_max_chunks=exact_max_chunks,
         min_score=None,
         document_ids=document_ids,
         arms="hybrid",

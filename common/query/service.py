@@ -119,6 +119,7 @@ def _retrieve(
             question=request.question,
             top_k=fetch,
             ef_search=settings.hnsw_ef_search,
+            exact_max_chunks=settings.exact_search_max_chunks,
             min_score=request.min_score,
             document_ids=request.document_ids,
         )
