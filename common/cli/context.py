@@ -135,7 +135,7 @@ def _one_line(error: BaseException) -> str:
 
 def describe(error: Exception) -> tuple[str, int] | None:
     """The line and exit code for an expected failure, or None for a bug."""
-    from common.platform.db import SchemaMismatchError
+    from common.platform.db import SchemaMismatchError, is_database_unavailable
 
     if isinstance(error, CliError):
         return error.message, error.exit_code
@@ -145,7 +145,7 @@ def describe(error: Exception) -> tuple[str, int] | None:
         return _one_line(error), EXIT_ERROR
     if isinstance(error, TransientError):
         return f"{_one_line(error)} (try again)", EXIT_ERROR
-    if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError):
+    if isinstance(error, sa_exc.DBAPIError) and is_database_unavailable(error):
         return f"cannot reach the database: {_one_line(error.orig or error)}", EXIT_ERROR
     return None
 

@@ -30,7 +30,7 @@ from common.cli.context import CliError, connect, state_of
 from common.cli.output import console, emit, table, warn
 from common.cli.resolve import find_project
 from common.platform.config import Mode, Settings
-from common.platform.db import transaction
+from common.platform.db import is_database_unavailable, transaction
 from common.platform.storage import BlobInfo, BlobStore, get_blob_store
 
 # Outcomes of one file's transfer.
@@ -219,7 +219,9 @@ def wait_for_documents(
                         .where(Document.project_id == project_id)
                         .where(Document.gcs_uri.in_(list(watched)))
                     ).all()
-            except (sa_exc.OperationalError, sa_exc.InterfaceError):
+            except sa_exc.DBAPIError as error:
+                if not is_database_unavailable(error):
+                    raise
                 # The database is restarting (the dev stack restarts it): keep waiting, as
                 # asked, until it is back or the timeout runs out.
                 status.update("waiting for ingestion: the database is unavailable, retrying")

@@ -27,6 +27,26 @@ _sessionmaker: sessionmaker[Session] | None = None
 _connector: Connector | None = None
 
 
+# SQLSTATE classes of a server that is restarting or unreachable (not of a bad statement):
+# 08 connection exception, 57P01-57P03 shutting down / crashed / "starting up" (57P03, answered
+# to connections while a restarted Postgres replays its WAL).
+_UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """A connection-level failure worth waiting out or retrying, never an SQL bug."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    if isinstance(error, OperationalError | InterfaceError | PoolTimeoutError):
+        return True
+    if isinstance(error, DBAPIError):
+        details = error.orig.args[0] if error.orig is not None and error.orig.args else None
+        code = details.get("C", "") if isinstance(details, dict) else ""  # pg8000's fields
+        return bool(code) and code.startswith(_UNAVAILABLE_SQLSTATES)
+    return False
+
+
 class SchemaMismatchError(RuntimeError):
     """The database was migrated for another embedding dimension than the configured model's."""
 

@@ -66,7 +66,6 @@ def reply_for(error: BaseException) -> ErrorReply:
 
 def _is_database_outage(error: BaseException) -> bool:
     """Connection-level database failures (not SQL bugs) are a 503, worth a retry."""
-    from sqlalchemy.exc import InterfaceError, OperationalError
-    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+    from common.platform.db import is_database_unavailable
 
-    return isinstance(error, OperationalError | InterfaceError | PoolTimeoutError)
+    return is_database_unavailable(error)
