@@ -23,6 +23,7 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
 def run_with(connection: Connection) -> None:
     # The models read the settings on import (the embedding dimension): import them only once
     # the settings are those of the database being migrated.
+    from common.ingestion.project_indexes import include_in_autogenerate
     from common.platform.models import Base
 
     context.configure(
@@ -30,6 +31,7 @@ def run_with(connection: Connection) -> None:
         target_metadata=Base.metadata,
         compare_type=True,
         compare_server_default=False,
+        include_object=include_in_autogenerate,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -158,6 +158,9 @@ def test_no_body_means_the_default_window(sweep_url: str, database_url: str) -> 
         "overdue_minutes",
         "overdue_jobs",
         "oldest_overdue_seconds",
+        "indexes_built",
+        "indexes_dropped",
+        "indexes_pending",
     }
 
 

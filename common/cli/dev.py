@@ -146,10 +146,13 @@ def _sweep(*, republish_queued: bool = False) -> None:
     job is published again at once; the worker acknowledges a duplicate without work."""
     from datetime import timedelta
 
+    from common.ingestion.project_indexes import sync_project_indexes
     from common.ingestion.sweeper import sweep_stuck_jobs
+    from common.platform.config import get_settings
 
     try:
         report = sweep_stuck_jobs(republish_after=timedelta(0) if republish_queued else None)
+        indexes = sync_project_indexes(min_chunks=get_settings().exact_search_max_chunks)
     except Exception as error:  # e.g. Postgres restarting: say why in one line, sweep again later
         reason = " ".join(str(error).split())[:200]
         say(f"job sweep failed: {type(error).__name__}: {reason}")
@@ -159,6 +162,8 @@ def _sweep(*, republish_queued: bool = False) -> None:
             f"job sweep: {report.requeued} re-queued, {report.failed} failed, "
             f"{report.republished} republished"
         )
+    for name in indexes.built:
+        say(f"project index built: {name} ({indexes.build_seconds[name]:.1f} s)")
 
 
 def _check_ports(ports: DevPorts) -> None:

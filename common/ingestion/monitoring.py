@@ -1,8 +1,9 @@
 """Figures operators alert on: the job sweep's outcome and the jobs that should be done by now.
 
 `sweep_and_measure` is what the cloud's scheduled sweep runs: the sweep itself (row locks, safe
-to run concurrently and repeatedly), then a read-only count of the live jobs older than the
-overdue window that are still queued or running.
+to run concurrently and repeatedly), the project HNSW indexes kept in step with project sizes
+(`project_indexes`, at most one build a call), then a read-only count of the live jobs older
+than the overdue window that are still queued or running.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
+from common.ingestion.project_indexes import sync_project_indexes
 from common.ingestion.sweeper import sweep_stuck_jobs
+from common.platform.config import get_settings
 from common.platform.db import transaction
 from common.platform.models import Document, IngestionJob, JobStatus
 
@@ -40,6 +43,9 @@ class SweepFigures:
     overdue_minutes: int
     overdue_jobs: int
     oldest_overdue_seconds: int | None
+    indexes_built: int = 0
+    indexes_dropped: int = 0
+    indexes_pending: int = 0
 
     def as_record(self) -> dict[str, int | None]:
         return {
@@ -49,6 +55,9 @@ class SweepFigures:
             "overdue_minutes": self.overdue_minutes,
             "overdue_jobs": self.overdue_jobs,
             "oldest_overdue_seconds": self.oldest_overdue_seconds,
+            "indexes_built": self.indexes_built,
+            "indexes_dropped": self.indexes_dropped,
+            "indexes_pending": self.indexes_pending,
         }
 
 
@@ -92,6 +101,7 @@ def count_overdue_jobs(older_than: timedelta, now: datetime | None = None) -> Ov
 def sweep_and_measure(overdue_after_minutes: int) -> SweepFigures:
     """Run the job sweep, then count what is still overdue after it."""
     report = sweep_stuck_jobs()
+    indexes = sync_project_indexes(min_chunks=get_settings().exact_search_max_chunks)
     overdue = count_overdue_jobs(timedelta(minutes=overdue_after_minutes))
     return SweepFigures(
         requeued=report.requeued,
@@ -100,4 +110,7 @@ def sweep_and_measure(overdue_after_minutes: int) -> SweepFigures:
         overdue_minutes=overdue_after_minutes,
         overdue_jobs=overdue.count,
         oldest_overdue_seconds=overdue.oldest_age_seconds,
+        indexes_built=len(indexes.built),
+        indexes_dropped=len(indexes.dropped),
+        indexes_pending=indexes.pending,
     )

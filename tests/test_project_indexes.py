@@ -1,0 +1,171 @@
+"""Per-project HNSW indexes: built for projects searched through HNSW, used by their queries,
+dropped when the project is gone, rebuilt when a build was left invalid, ignored by autogenerate.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import delete, text
+
+from common.ingestion.project_indexes import (
+    include_in_autogenerate,
+    index_name,
+    sync_project_indexes,
+)
+from common.platform.db import get_engine, transaction
+from common.platform.models import Base, Document
+from common.query.retrieval import explain_search, search
+from tests.fixtures.factories import Tenant, make_tenant
+from tests.fixtures.query import insert_document
+
+DIM = 384
+TOPIC_SIZE = 10
+
+
+def _topics(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """TOPIC_SIZE vectors tight around each of `count` centres: each centre's top 10 is defined."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(count, DIM)).astype(np.float32)
+    members = np.repeat(centres, TOPIC_SIZE, axis=0)
+    members += 0.15 * rng.normal(size=members.shape).astype(np.float32)
+    return members.astype(np.float32), centres
+
+
+def _fill(tenant: Tenant, vectors: np.ndarray) -> None:
+    for start in range(0, len(vectors), 100):
+        part = vectors[start : start + 100]
+        texts = [f"chunk {start + i}" for i in range(len(part))]
+        insert_document(tenant, f"part {start}", texts, part)
+
+
+@pytest.fixture
+def big_and_small(database_url: str) -> Iterator[tuple[Tenant, Tenant, np.ndarray]]:
+    big, small = make_tenant("indexed"), make_tenant("unindexed")
+    vectors, centres = _topics(60, seed=3)  # 600 chunks
+    _fill(big, vectors)
+    _fill(small, vectors[:100])
+    with transaction() as session:
+        session.execute(text("ANALYZE document_chunks"))
+    yield big, small, centres
+    with transaction() as session:  # the documents (and the project index with the sync)
+        session.execute(delete(Document).where(Document.project_id.in_([big.project_id])))
+    sync_project_indexes(min_chunks=300)
+
+
+def _index_names() -> set[str]:
+    with get_engine().connect() as connection:
+        rows = connection.execute(
+            text("SELECT indexname FROM pg_indexes WHERE indexname LIKE 'ix_chunks_hnsw_project_%'")
+        )
+        return {str(row[0]) for row in rows}
+
+
+def _plan(project_id: uuid.UUID, vector: np.ndarray) -> str:
+    with transaction() as session:
+        session.execute(text("SET LOCAL enable_sort = off"))  # rule out the exact plan
+        return explain_search(
+            session,
+            project_id=project_id,
+            query_vector=vector,
+            question="",
+            top_k=10,
+            ef_search=100,
+            exact_max_chunks=0,
+        )
+
+
+def test_a_project_above_the_threshold_gets_its_own_index_and_its_queries_use_it(
+    big_and_small: tuple[Tenant, Tenant, np.ndarray],
+) -> None:
+    big, small, centres = big_and_small
+    first = sync_project_indexes(min_chunks=300, max_builds=5)
+    assert index_name(big.project_id) in first.built
+    assert index_name(small.project_id) not in _index_names()
+    assert sync_project_indexes(min_chunks=300).built == []  # nothing left to do
+
+    assert index_name(big.project_id) in _plan(big.project_id, centres[0])
+    assert index_name(big.project_id) not in _plan(small.project_id, centres[0])
+    for centre in centres[:5]:  # through the project's own graph: the true top 10
+        with transaction() as session:
+            found = search(
+                session,
+                project_id=big.project_id,
+                query_vector=centre,
+                question="",
+                top_k=10,
+                ef_search=100,
+                exact_max_chunks=0,
+                arms="dense",
+            )
+        with transaction() as session:
+            exact = search(
+                session,
+                project_id=big.project_id,
+                query_vector=centre,
+                question="",
+                top_k=10,
+                ef_search=100,
+                exact_max_chunks=10**9,
+                arms="dense",
+            )
+        assert {c.chunk_id for c in found} == {c.chunk_id for c in exact}
+
+
+def test_the_index_of_a_deleted_project_is_dropped(
+    big_and_small: tuple[Tenant, Tenant, np.ndarray],
+) -> None:
+    big, _, _ = big_and_small
+    sync_project_indexes(min_chunks=300)
+    assert index_name(big.project_id) in _index_names()
+    with transaction() as session:
+        session.execute(delete(Document).where(Document.project_id == big.project_id))
+    result = sync_project_indexes(min_chunks=300)
+    assert result.dropped == [index_name(big.project_id)]
+    assert index_name(big.project_id) not in _index_names()
+
+
+def test_an_index_left_invalid_by_a_crashed_build_is_rebuilt(
+    big_and_small: tuple[Tenant, Tenant, np.ndarray],
+) -> None:
+    big, _, _ = big_and_small
+    name = index_name(big.project_id)
+    sync_project_indexes(min_chunks=300)
+    with transaction() as session:  # what a build killed half-way leaves behind
+        session.execute(
+            text(
+                "UPDATE pg_index SET indisvalid = false "
+                "WHERE indexrelid = CAST(CAST(:name AS text) AS regclass)"
+            ),
+            {"name": name},
+        )
+    result = sync_project_indexes(min_chunks=300)
+    assert result.dropped == [name] and result.built == [name]
+    with get_engine().connect() as connection:
+        valid = connection.execute(
+            text(
+                "SELECT indisvalid FROM pg_index "
+                "WHERE indexrelid = CAST(CAST(:name AS text) AS regclass)"
+            ),
+            {"name": name},
+        ).scalar_one()
+    assert valid
+
+
+def test_autogenerate_leaves_project_indexes_alone(
+    big_and_small: tuple[Tenant, Tenant, np.ndarray],
+) -> None:
+    sync_project_indexes(min_chunks=300)
+    assert _index_names()
+    with get_engine().connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"include_object": include_in_autogenerate}
+        )
+        assert compare_metadata(context, Base.metadata) == []
+        unfiltered = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    assert unfiltered  # without the filter, autogenerate would drop them
