@@ -142,7 +142,7 @@ def _timed_search(project: Project, vector: np.ndarray, question: str, *, exact:
 
 
 def served_plan(project: Project, vector: np.ndarray) -> str:
-    """How the service's vector arm runs for this project: the HNSW index or an exact scan."""
+    """How the service's vector arm runs for this project: an HNSW index or an exact scan."""
     from common.platform.db import transaction
     from common.query.retrieval import explain_search
 
@@ -156,6 +156,8 @@ def served_plan(project: Project, vector: np.ndarray) -> str:
             ef_search=_settings().hnsw_ef_search,
             exact_max_chunks=_settings().exact_search_max_chunks,
         )
+    if "ix_chunks_hnsw_project_" in plan:
+        return "own-hnsw"  # the project's own graph (common/ingestion/project_indexes.py)
     return "hnsw" if "embedding_hnsw" in plan else "exact"
 
 
