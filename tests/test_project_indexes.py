@@ -53,9 +53,10 @@ def big_and_small(database_url: str) -> Iterator[tuple[Tenant, Tenant, np.ndarra
     with transaction() as session:
         session.execute(text("ANALYZE document_chunks"))
     yield big, small, centres
+    ours = {big.project_id, small.project_id}
     with transaction() as session:  # the documents (and the project index with the sync)
         session.execute(delete(Document).where(Document.project_id.in_([big.project_id])))
-    sync_project_indexes(min_chunks=300)
+    sync_project_indexes(min_chunks=300, projects=ours)
 
 
 def _index_names() -> set[str]:
@@ -84,10 +85,11 @@ def test_a_project_above_the_threshold_gets_its_own_index_and_its_queries_use_it
     big_and_small: tuple[Tenant, Tenant, np.ndarray],
 ) -> None:
     big, small, centres = big_and_small
-    first = sync_project_indexes(min_chunks=300, max_builds=5)
+    ours = {big.project_id, small.project_id}
+    first = sync_project_indexes(min_chunks=300, max_builds=5, projects=ours)
     assert index_name(big.project_id) in first.built
     assert index_name(small.project_id) not in _index_names()
-    assert sync_project_indexes(min_chunks=300).built == []  # nothing left to do
+    assert sync_project_indexes(min_chunks=300, projects=ours).built == []  # nothing left to do
 
     assert index_name(big.project_id) in _plan(big.project_id, centres[0])
     assert index_name(big.project_id) not in _plan(small.project_id, centres[0])
@@ -120,12 +122,13 @@ def test_a_project_above_the_threshold_gets_its_own_index_and_its_queries_use_it
 def test_the_index_of_a_deleted_project_is_dropped(
     big_and_small: tuple[Tenant, Tenant, np.ndarray],
 ) -> None:
-    big, _, _ = big_and_small
-    sync_project_indexes(min_chunks=300)
+    big, small, _ = big_and_small
+    ours = {big.project_id, small.project_id}
+    sync_project_indexes(min_chunks=300, projects=ours)
     assert index_name(big.project_id) in _index_names()
     with transaction() as session:
         session.execute(delete(Document).where(Document.project_id == big.project_id))
-    result = sync_project_indexes(min_chunks=300)
+    result = sync_project_indexes(min_chunks=300, projects=ours)
     assert result.dropped == [index_name(big.project_id)]
     assert index_name(big.project_id) not in _index_names()
 
@@ -133,9 +136,10 @@ def test_the_index_of_a_deleted_project_is_dropped(
 def test_an_index_left_invalid_by_a_crashed_build_is_rebuilt(
     big_and_small: tuple[Tenant, Tenant, np.ndarray],
 ) -> None:
-    big, _, _ = big_and_small
+    big, small, _ = big_and_small
+    ours = {big.project_id, small.project_id}
     name = index_name(big.project_id)
-    sync_project_indexes(min_chunks=300)
+    sync_project_indexes(min_chunks=300, projects=ours)
     with transaction() as session:  # what a build killed half-way leaves behind
         session.execute(
             text(
@@ -144,7 +148,7 @@ def test_an_index_left_invalid_by_a_crashed_build_is_rebuilt(
             ),
             {"name": name},
         )
-    result = sync_project_indexes(min_chunks=300)
+    result = sync_project_indexes(min_chunks=300, projects=ours)
     assert result.dropped == [name] and result.built == [name]
     with get_engine().connect() as connection:
         valid = connection.execute(
@@ -160,7 +164,8 @@ def test_an_index_left_invalid_by_a_crashed_build_is_rebuilt(
 def test_autogenerate_leaves_project_indexes_alone(
     big_and_small: tuple[Tenant, Tenant, np.ndarray],
 ) -> None:
-    sync_project_indexes(min_chunks=300)
+    big, small, _ = big_and_small
+    sync_project_indexes(min_chunks=300, projects={big.project_id, small.project_id})
     assert _index_names()
     with get_engine().connect() as connection:
         context = MigrationContext.configure(

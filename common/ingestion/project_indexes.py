@@ -24,6 +24,7 @@ import logging
 import time
 import uuid
 import zlib
+from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, text
@@ -117,9 +118,14 @@ def _unlock(connection: Connection, name: str) -> None:
 
 
 def sync_project_indexes(
-    *, min_chunks: int, max_builds: int = 1, engine: Engine | None = None
+    *,
+    min_chunks: int,
+    max_builds: int = 1,
+    engine: Engine | None = None,
+    projects: Collection[uuid.UUID] | None = None,
 ) -> IndexSync:
-    """Build, drop and repair project indexes (see the module docstring)."""
+    """Build, drop and repair project indexes (see the module docstring); `projects` limits
+    the work to those projects' indexes (the sweep passes None: all of them)."""
     engine = engine or get_engine()
     result = IndexSync()
     # CREATE/DROP INDEX CONCURRENTLY cannot run inside a transaction block.
@@ -129,6 +135,9 @@ def sync_project_indexes(
         connection.connection.driver_connection.rollback()  # type: ignore[union-attr]
         sizes = _project_sizes(connection)
         existing = _existing(connection)
+        if projects is not None:
+            sizes = {p: n for p, n in sizes.items() if p in projects}
+            existing = {n: v for n, v in existing.items() if project_of(n) in projects}
         wanted = {index_name(p): p for p, chunks in sizes.items() if chunks > min_chunks}
         for name, valid in list(existing.items()):
             project = project_of(name)
