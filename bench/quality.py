@@ -321,27 +321,36 @@ def tune(
     tuning = [q for q in questions if q.split == "tune"]
     results = []
     # Coverage stays >= 0.2: below it one shared common word puts a chunk in the fusion.
-    grid = [
-        Fusion(
-            relative=False,
-            rrf_k=k,
-            keyword_weight=w,
-            min_coverage=c,
-            keyword_candidates_per_result=d,
-        )
-        for k, w, c, d in itertools.product(
-            (15, 30, 60), (0.75, 1.0, 1.5, 2.0), (0.2, 0.3, 0.5), (4, 8)
-        )
-    ] + [
-        Fusion(
-            relative=True,
-            keyword_weight=w,
-            min_coverage=c,
-            dense_candidates_per_result=dd,
-            keyword_candidates_per_result=d,
-        )
-        for w, c, dd, d in itertools.product((0.5, 0.7, 1.0, 1.5), (0.2, 0.3, 0.5), (4, 8), (4, 8))
-    ]
+    grid = (
+        [
+            Fusion(
+                relative=False,
+                rrf_k=k,
+                keyword_weight=w,
+                min_coverage=c,
+                keyword_candidates_per_result=d,
+            )
+            for k, w, c, d in itertools.product(
+                (15, 30, 60), (0.75, 1.0, 1.5, 2.0), (0.2, 0.3, 0.5), (4, 8)
+            )
+        ]
+        + [
+            Fusion(
+                relative=True,
+                keyword_weight=w,
+                min_coverage=c,
+                dense_floor=f,
+                neighbour_weight=n,
+            )
+            for w, c, f, n in itertools.product(
+                (0.5, 0.7, 1.0), (0.2, 0.3), (None, 0.2, 0.3, 0.4), (0.0, 0.3, 0.5, 0.7)
+            )
+        ]
+        + [
+            Fusion(relative=True, dense_candidates_per_result=dd, keyword_candidates_per_result=d)
+            for dd, d in itertools.product((4, 8, 16), (4, 8, 16))
+        ]
+    )
     for fusion in grid:
         results.append((hybrid_ndcg(project_id, tuning, relevant, vectors, fusion), fusion))
     results.sort(key=lambda result: -result[0])

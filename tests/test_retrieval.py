@@ -155,7 +155,14 @@ def test_keyword_arm_alone_can_surface_a_chunk(small_project: Tenant) -> None:
     results = _search(small_project.project_id, "ZQ-9912", vector=vector)
     assert results and results[0].chunk_id == ids[0]
     fusion = DEFAULT_FUSION  # the chunk leads both arms
-    both = fusion.dense_weight + fusion.keyword_weight
+    dense = fusion.dense_weight
+    if (
+        fusion.relative
+        and fusion.dense_floor is not None
+        and results[0].score <= fusion.dense_floor
+    ):
+        dense = 0.0  # an orthogonal vector is no closer than the cosine floor: no dense evidence
+    both = dense + fusion.keyword_weight
     if not fusion.relative:
         both /= fusion.rrf_k + 1
     assert results[0].rrf_score == pytest.approx(both)

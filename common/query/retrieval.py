@@ -21,9 +21,11 @@ the question's terms with their idf; the second runs both arms and the fusion in
   project the rarest terms are matched first and a common one joins only while the expected
   matches stay under MAX_KEYWORD_MATCHES, which bounds the ranking work. Chunks with equal
   keyword evidence share a rank (random ids never order them; the vector arm decides).
-* fusion (`Fusion`: each arm's scores min-max normalised and weighted, or weighted reciprocal
-  ranks) of the two lists; `min_score` filters on the cosine similarity (1 - cosine distance),
-  computed exactly for every fused candidate.
+* fusion (`Fusion`: each arm's scores normalised and weighted, the dense one against a cosine
+  floor, or weighted reciprocal ranks) of the two lists, then each candidate gains a share of
+  its better adjacent candidate's score (the chunks before and after it in its document: a
+  window over the candidates, no extra rows read); `min_score` filters on the cosine similarity
+  (1 - cosine distance), computed exactly for every fused candidate.
 
 Chunks are only written in the transaction that makes their document `ready` (and replaced
 atomically), and a failed document loses its chunks, so a re-uploaded document keeps answering
@@ -53,22 +55,34 @@ class Fusion:
     Each arm proposes `candidates_per_result` x top_k candidates (at least `min_candidates`);
     a chunk scores sum(weight x normalised score) over the arms that found it (`relative`), or
     sum(weight / (rrf_k + rank)) (weighted reciprocal rank fusion). The keyword arm keeps a
-    partial match only when its terms carry `min_coverage` of the question's idf mass.
+    partial match only when its terms carry `min_coverage` of the question's idf mass. Then
+    each candidate gains `neighbour_weight` x the better fused score of the chunks just before
+    and after it in its document, when they are candidates too.
     """
 
     # Tuned with `bench/quality.py --tune` on the tune split only (coverage >= 0.2 kept as a
     # precision guard: tests/test_retrieval.py's paraphrase among thousands of distractors).
     rrf_k: float = 30.0
     dense_weight: float = 1.0
-    keyword_weight: float = 0.5
+    keyword_weight: float = 0.7
     dense_candidates_per_result: int = 8
     keyword_candidates_per_result: int = 8
     min_candidates: int = 20
     min_coverage: float = 0.2
-    # Relative score fusion instead of ranks: each arm's scores min-max normalised over its own
-    # candidates, then weighted and added, so a clear dense winner without keyword support is
-    # not outranked by chunks both arms found mediocre (rrf_k is then unused).
+    # Relative score fusion instead of ranks: each arm's scores normalised, then weighted and
+    # added, so a clear dense winner without keyword support is not outranked by chunks both
+    # arms found mediocre (rrf_k is then unused). The keyword arm's BM25 is min-max normalised
+    # over its candidates.
     relative: bool = True
+    # The dense arm's cosine similarity is measured against this floor, relative to its best
+    # candidate: (cos - floor) / (best - floor), 0 at or below the floor. Min-max over the
+    # candidates (None) gave the weakest candidate 0 and the best 1 however close they all
+    # were, and a question the corpus does not answer still had a "perfect" dense match. (MiniLM:
+    # 90% of bench/quality.py's chunks are under 0.23 to a question, the best one 0.44-0.68.)
+    dense_floor: float | None = 0.3
+    # Adjacent chunks of one document usually continue the same passage (and share 32 tokens of
+    # overlap): a candidate next to a strong one is more likely on topic than its own scores say.
+    neighbour_weight: float = 0.5
 
 
 DEFAULT_FUSION = Fusion()
@@ -360,7 +374,7 @@ def _hybrid_sql(
     keyword_rows = (
         "document_chunks"
         if keyword_index
-        else "(SELECT id, project_id, document_id, content_tsv FROM document_chunks "
+        else "(SELECT id, project_id, document_id, chunk_index, content_tsv FROM document_chunks "
         f"WHERE project_id = :project_id {doc.replace('c.', '')} OFFSET 0)"
     )
     order = (
@@ -370,21 +384,26 @@ def _hybrid_sql(
     )
     return f"""
     WITH vector_arm AS MATERIALIZED (
-        SELECT c.id, c.embedding <=> CAST(:q AS vector) AS distance
+        SELECT c.id, c.document_id, c.chunk_index, c.embedding <=> CAST(:q AS vector) AS distance
         FROM document_chunks c
         WHERE c.project_id = :project_id {doc}
         ORDER BY {order}
         LIMIT :dense_candidates
     ), vector_ranked AS (
-        SELECT id, row_number() OVER (ORDER BY distance) AS rank,
-               (max(distance) OVER () - distance)
-               / nullif(max(distance) OVER () - min(distance) OVER (), 0) AS norm
+        SELECT id, document_id, chunk_index, row_number() OVER (ORDER BY distance) AS rank,
+               CASE WHEN CAST(:dense_floor AS float8) IS NULL THEN
+                   (max(distance) OVER () - distance)
+                   / nullif(max(distance) OVER () - min(distance) OVER (), 0)
+               ELSE
+                   greatest(1 - distance - CAST(:dense_floor AS float8), 0)
+                   / greatest(1 - min(distance) OVER () - CAST(:dense_floor AS float8), 1e-9)
+               END AS norm
         FROM vector_arm
     ), terms AS (
         SELECT lexeme, idf
         FROM unnest(CAST(:term_lexemes AS text[]), CAST(:term_idfs AS float8[])) AS t(lexeme, idf)
     ), keyword_arm AS MATERIALIZED (
-        SELECT c.id,
+        SELECT c.id, c.document_id, c.chunk_index,
                m.bm25 + CASE WHEN m.exact THEN {EXACT_BONUS} ELSE 0 END AS relevance
         FROM {keyword_rows} c
         CROSS JOIN LATERAL (
@@ -405,12 +424,13 @@ def _hybrid_sql(
         ORDER BY relevance DESC
         LIMIT :keyword_candidates
     ), keyword_ranked AS (
-        SELECT id, rank() OVER (ORDER BY relevance DESC) AS rank,
+        SELECT id, document_id, chunk_index, rank() OVER (ORDER BY relevance DESC) AS rank,
                (relevance - min(relevance) OVER ())
                / nullif(max(relevance) OVER () - min(relevance) OVER (), 0) AS norm
         FROM keyword_arm
     ), fused AS (
-        SELECT coalesce(v.id, k.id) AS id,
+        SELECT coalesce(v.id, k.id) AS id, coalesce(v.document_id, k.document_id) AS document_id,
+               coalesce(v.chunk_index, k.chunk_index) AS chunk_index,
                CASE WHEN CAST(:relative AS boolean) THEN
                    CAST(:dense_weight AS float8)
                    * CASE WHEN v.id IS NULL THEN 0 ELSE coalesce(v.norm, 1) END
@@ -424,10 +444,17 @@ def _hybrid_sql(
                END AS rrf
         FROM (SELECT * FROM vector_ranked WHERE {dense}) v
         FULL OUTER JOIN (SELECT * FROM keyword_ranked WHERE {keyword}) k ON v.id = k.id
+    ), smoothed AS (
+        SELECT id, rrf + CAST(:neighbour_weight AS float8) * greatest(
+                   CASE WHEN lag(chunk_index) OVER w = chunk_index - 1 THEN lag(rrf) OVER w END,
+                   CASE WHEN lead(chunk_index) OVER w = chunk_index + 1 THEN lead(rrf) OVER w END,
+                   0) AS rrf
+        FROM fused
+        WINDOW w AS (PARTITION BY document_id ORDER BY chunk_index)
     )
     SELECT c.id, c.document_id, d.title, d.gcs_uri, c.page_start, c.page_end, c.content,
            c.token_count, 1 - (c.embedding <=> CAST(:q AS vector)) AS score, f.rrf
-    FROM fused f
+    FROM smoothed f
     JOIN document_chunks c ON c.id = f.id
     JOIN documents d ON d.id = c.document_id
     WHERE d.status <> 'failed' {score_filter if with_min_score else ""}
@@ -520,6 +547,9 @@ def _prepared(
         "keyword_weight": fusion.keyword_weight,
         "min_coverage": fusion.min_coverage,
         "relative": fusion.relative,
+        "dense_floor": fusion.dense_floor,
+        # A single arm (bench/quality.py) is ranked by its own scores alone.
+        "neighbour_weight": fusion.neighbour_weight if arms == "hybrid" else 0.0,
         "top_k": top_k,
     }
     if document_ids:
