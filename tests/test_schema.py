@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import numpy as np
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -305,67 +304,6 @@ def test_deleting_a_project_cascades_to_documents_jobs_and_chunks(tenant: Tenant
             ).all()
             == []
         )
-
-
-NEIGHBOURS_SQL = text(
-    "SELECT id FROM document_chunks WHERE project_id = :project "
-    "ORDER BY embedding <=> CAST(:q AS vector) LIMIT 10"
-)
-
-
-TOPIC_SIZE = 10
-
-
-def _topic_vectors(rng: np.random.Generator, topics: int) -> tuple[np.ndarray, np.ndarray]:
-    """`TOPIC_SIZE` vectors around each of `topics` random centres, and the centres.
-
-    Each centre's ten nearest vectors are its own topic's, by a wide margin, so "the
-    top 10" is well defined; tight clusters of a hundred near-equidistant members
-    would make any approximate top 10 a coin toss among ties.
-    """
-    centres = np.random.default_rng(0).normal(size=(topics, EMBEDDING_DIM))
-    members = np.repeat(centres, TOPIC_SIZE, axis=0)
-    noise = 0.15 * rng.normal(size=members.shape)
-    return (members + noise).astype(np.float32), centres.astype(np.float32)
-
-
-def test_project_filtered_hnsw_search_matches_exact_scan_and_uses_the_index(
-    database_url: str,
-) -> None:
-    rng = np.random.default_rng(7)
-    big, small = make_tenant("big"), make_tenant("small")
-    topics = {big: 800, small: 30}  # 8,000 and 300 chunks; the first 30 topics are shared
-    with transaction() as session:
-        for owner, count in topics.items():
-            document = _document(owner, f"gs://b/{owner.project_id}/vectors.txt")
-            session.add(document)
-            session.flush()
-            vectors, _ = _topic_vectors(rng, count)
-            session.execute(
-                insert(DocumentChunk),
-                [_chunk_row(owner, document.id, i, v.tolist()) for i, v in enumerate(vectors)],
-            )
-        session.execute(text("ANALYZE document_chunks"))
-
-    _, centres = _topic_vectors(rng, topics[small])
-    for owner in topics:
-        for q in centres[:10]:
-            literal = "[" + ",".join(f"{x:.6f}" for x in q) + "]"
-            params = {"project": owner.project_id, "q": literal}
-            with transaction() as session:
-                session.execute(text("SET LOCAL hnsw.iterative_scan = relaxed_order"))
-                approximate = session.execute(NEIGHBOURS_SQL, params).scalars().all()
-                plan = "\n".join(
-                    session.execute(text("EXPLAIN " + str(NEIGHBOURS_SQL)), params).scalars()
-                )
-            with transaction() as session:  # exact: a sequential scan, no index
-                session.execute(text("SET LOCAL enable_indexscan = off"))
-                session.execute(text("SET LOCAL enable_bitmapscan = off"))
-                exact = session.execute(NEIGHBOURS_SQL, params).scalars().all()
-            assert len(approximate) == 10
-            assert set(approximate) == set(exact)
-            if owner is big:
-                assert "ix_document_chunks_embedding_hnsw" in plan, plan
 
 
 def test_cloud_sql_service_account_role_gets_table_access(database_url: str) -> None:
