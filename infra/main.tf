@@ -12,8 +12,11 @@ locals {
   vertex_location  = coalesce(var.vertex_location, var.region)
 
   # The sweep's function timeout and the scheduler's attempt deadline: one sweep never outlives
-  # the scheduler's wait for it.
-  sweep_timeout_seconds = 120
+  # the scheduler's wait for it. Long enough for one project HNSW build (a 134,000-chunk
+  # project: 28 s on 2 cores; a few million chunks: minutes); the job sweep itself takes
+  # seconds, and a build holds one of the two concurrent slots while the next minutes' sweeps
+  # use the other (advisory locks keep them from building the same index).
+  sweep_timeout_seconds = 900
 
   # Google-managed service agents of this project.
   pubsub_service_agent = "service-${data.google_project.this.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
