@@ -163,7 +163,9 @@ def test_keyword_arm_alone_can_surface_a_chunk(small_project: Tenant) -> None:
     ):
         dense = 0.0  # an orthogonal vector is no closer than the cosine floor: no dense evidence
     both = dense + fusion.keyword_weight
-    if not fusion.relative:
+    if fusion.relative:  # and the rank term of rank 1 in both arms
+        both += fusion.rank_weight * (fusion.dense_weight + fusion.keyword_weight)
+    else:
         both /= fusion.rrf_k + 1
     assert results[0].rrf_score == pytest.approx(both)
 

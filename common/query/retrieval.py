@@ -21,11 +21,11 @@ the question's terms with their idf; the second runs both arms and the fusion in
   project the rarest terms are matched first and a common one joins only while the expected
   matches stay under MAX_KEYWORD_MATCHES, which bounds the ranking work. Chunks with equal
   keyword evidence share a rank (random ids never order them; the vector arm decides).
-* fusion (`Fusion`: each arm's scores normalised and weighted, the dense one against a cosine
-  floor, or weighted reciprocal ranks) of the two lists, then each candidate gains a share of
-  its better adjacent candidate's score (the chunks before and after it in its document: a
-  window over the candidates, no extra rows read); `min_score` filters on the cosine similarity
-  (1 - cosine distance), computed exactly for every fused candidate.
+* fusion (`Fusion`: each arm's scores normalised, the dense one against a cosine floor, plus a
+  reciprocal-rank term, weighted; or weighted reciprocal ranks) of the two lists, then each
+  candidate gains a share of its better adjacent candidate's score (the chunks before and after
+  it in its document: a window over the candidates, no extra rows read); `min_score` filters on
+  the cosine similarity (1 - cosine distance), computed exactly for every fused candidate.
 
 Chunks are only written in the transaction that makes their document `ready` (and replaced
 atomically), and a failed document loses its chunks, so a re-uploaded document keeps answering
@@ -53,16 +53,18 @@ class Fusion:
     """How the two arms are fused: bench/quality.py tunes it.
 
     Each arm proposes `candidates_per_result` x top_k candidates (at least `min_candidates`);
-    a chunk scores sum(weight x normalised score) over the arms that found it (`relative`), or
-    sum(weight / (rrf_k + rank)) (weighted reciprocal rank fusion). The keyword arm keeps a
-    partial match only when its terms carry `min_coverage` of the question's idf mass. Then
-    each candidate gains `neighbour_weight` x the better fused score of the chunks just before
-    and after it in its document, when they are candidates too.
+    a chunk scores sum(weight x (normalised score + rank_weight x (rrf_k + 1) / (rrf_k + rank)))
+    over the arms that found it (`relative`), or sum(weight / (rrf_k + rank)) (weighted
+    reciprocal rank fusion). The keyword arm keeps a partial match only when its terms carry
+    `min_coverage` of the question's idf mass. Then each candidate gains `neighbour_weight` x
+    the better fused score of the chunks just before and after it in its document, when they
+    are candidates too.
     """
 
     # Tuned with `bench/quality.py --tune` on the tune split only (coverage >= 0.2 kept as a
     # precision guard: tests/test_retrieval.py's paraphrase among thousands of distractors).
-    rrf_k: float = 30.0
+    # rrf_k: the reciprocal-rank constant of rank fusion and of relative fusion's rank term.
+    rrf_k: float = 10.0
     dense_weight: float = 1.0
     keyword_weight: float = 0.7
     dense_candidates_per_result: int = 8
@@ -71,8 +73,7 @@ class Fusion:
     min_coverage: float = 0.2
     # Relative score fusion instead of ranks: each arm's scores normalised, then weighted and
     # added, so a clear dense winner without keyword support is not outranked by chunks both
-    # arms found mediocre (rrf_k is then unused). The keyword arm's BM25 is min-max normalised
-    # over its candidates.
+    # arms found mediocre. The keyword arm's BM25 is min-max normalised over its candidates.
     relative: bool = True
     # The dense arm's cosine similarity is measured against this floor, relative to its best
     # candidate: (cos - floor) / (best - floor), 0 at or below the floor. Min-max over the
@@ -83,6 +84,11 @@ class Fusion:
     # Adjacent chunks of one document usually continue the same passage (and share 32 tokens of
     # overlap): a candidate next to a strong one is more likely on topic than its own scores say.
     neighbour_weight: float = 0.5
+    # Relative fusion's rank term: an arm's first candidates keep part of their weight (rank 1
+    # gets rank_weight x the arm's weight) however flat its scores are. Normalised scores alone
+    # let a clear keyword winner (the one chunk holding the question's rare words) sink below
+    # chunks that are merely close to the question by meaning, and the other way round.
+    rank_weight: float = 0.3
 
 
 DEFAULT_FUSION = Fusion()
@@ -436,6 +442,14 @@ def _hybrid_sql(
                    * CASE WHEN v.id IS NULL THEN 0 ELSE coalesce(v.norm, 1) END
                    + CAST(:keyword_weight AS float8)
                    * CASE WHEN k.id IS NULL THEN 0 ELSE coalesce(k.norm, 1) END
+                   + CAST(:rank_weight AS float8) * (CAST(:rrf_k AS float8) + 1) * (
+                       coalesce(
+                           CAST(:dense_weight AS float8) / (CAST(:rrf_k AS float8) + v.rank), 0
+                       )
+                       + coalesce(
+                           CAST(:keyword_weight AS float8) / (CAST(:rrf_k AS float8) + k.rank), 0
+                       )
+                   )
                ELSE
                    coalesce(CAST(:dense_weight AS float8) / (CAST(:rrf_k AS float8) + v.rank), 0)
                    + coalesce(
@@ -548,6 +562,7 @@ def _prepared(
         "min_coverage": fusion.min_coverage,
         "relative": fusion.relative,
         "dense_floor": fusion.dense_floor,
+        "rank_weight": fusion.rank_weight,
         # A single arm (bench/quality.py) is ranked by its own scores alone.
         "neighbour_weight": fusion.neighbour_weight if arms == "hybrid" else 0.0,
         "top_k": top_k,
