@@ -4,6 +4,7 @@ dropped when the project is gone, rebuilt when a build was left invalid, ignored
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 
@@ -12,7 +13,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import delete, text
+from typer.testing import CliRunner
 
+from common.cli.main import app
 from common.ingestion.project_indexes import (
     include_in_autogenerate,
     index_name,
@@ -174,3 +177,23 @@ def test_autogenerate_leaves_project_indexes_alone(
         assert compare_metadata(context, Base.metadata) == []
         unfiltered = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     assert unfiltered  # without the filter, autogenerate would drop them
+
+
+def test_a_build_too_long_for_the_sweep_is_left_to_the_operator_command(
+    big_and_small: tuple[Tenant, Tenant, np.ndarray],
+) -> None:
+    """The sweep never starts a build it cannot finish (it would loop on invalid indexes);
+    `ai-infra db index-projects` builds it with no deadline."""
+    big, small, _ = big_and_small
+    ours = {big.project_id, small.project_id}
+    result = sync_project_indexes(min_chunks=300, projects=ours, max_build_seconds=0.01)
+    assert result.too_big == [index_name(big.project_id)] and result.built == []
+    assert index_name(big.project_id) not in _index_names()
+
+    cli = CliRunner().invoke(
+        app,
+        ["--json", "db", "index-projects", "--min-chunks", "300", "--project", str(big.project_id)],
+    )
+    assert cli.exit_code == 0, cli.output
+    assert json.loads(cli.stdout)["built"] == [index_name(big.project_id)]
+    assert index_name(big.project_id) in _index_names()

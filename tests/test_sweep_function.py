@@ -161,6 +161,7 @@ def test_no_body_means_the_default_window(sweep_url: str, database_url: str) -> 
         "indexes_built",
         "indexes_dropped",
         "indexes_pending",
+        "indexes_too_big",
     }
 
 

@@ -170,3 +170,46 @@ def reset(
     head = migrate.current_revision()
     record = {"reset": True, "url": where, "revision": head}
     emit(state_of(ctx), record, lambda out: out.print(f"database reset and migrated to {head}"))
+
+
+@app.command("index-projects")
+def index_projects(
+    ctx: typer.Context,
+    min_chunks: Annotated[
+        int | None,
+        typer.Option(
+            help="Index projects above this many chunks [AI_INFRA_EXACT_SEARCH_MAX_CHUNKS]"
+        ),
+    ] = None,
+    project: Annotated[
+        list[str] | None, typer.Option("--project", help="Only this project id (repeatable).")
+    ] = None,
+) -> None:
+    """Build every big project's own HNSW graph now, however long it takes (the sweep builds one
+    per run and leaves those it could not finish in time to this command)."""
+    import uuid
+
+    from common.ingestion.project_indexes import sync_project_indexes
+
+    settings = connect(ctx)
+    try:
+        only = {uuid.UUID(value) for value in project} if project else None
+    except ValueError:
+        raise CliError("--project takes a project id (a UUID)") from None
+    threshold = settings.exact_search_max_chunks if min_chunks is None else min_chunks
+    result = sync_project_indexes(min_chunks=threshold, max_builds=10**9, projects=only)
+    record = {
+        "built": result.built,
+        "dropped": result.dropped,
+        "build_seconds": {name: round(s, 1) for name, s in result.build_seconds.items()},
+    }
+
+    def render(out: Console) -> None:
+        for name in result.built:
+            out.print(f"built {name} in {result.build_seconds[name]:.1f} s")
+        for name in result.dropped:
+            out.print(f"dropped {name}")
+        if not result.built and not result.dropped:
+            out.print("every project index is in place")
+
+    emit(state_of(ctx), record, render)

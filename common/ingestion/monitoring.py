@@ -23,6 +23,9 @@ DEFAULT_OVERDUE_MINUTES = 30
 # Below 5 minutes an ordinary large document would count; above a day the figure is useless.
 MIN_OVERDUE_MINUTES = 5
 MAX_OVERDUE_MINUTES = 24 * 60
+# A project index build the sweep may start: the function's timeout is 900 s (infra/main.tf);
+# bigger builds are left to `ai-infra db index-projects`.
+SWEEP_BUILD_SECONDS = 600.0
 
 
 class InvalidOverdueMinutesError(ValueError):
@@ -46,6 +49,7 @@ class SweepFigures:
     indexes_built: int = 0
     indexes_dropped: int = 0
     indexes_pending: int = 0
+    indexes_too_big: int = 0
 
     def as_record(self) -> dict[str, int | None]:
         return {
@@ -58,6 +62,7 @@ class SweepFigures:
             "indexes_built": self.indexes_built,
             "indexes_dropped": self.indexes_dropped,
             "indexes_pending": self.indexes_pending,
+            "indexes_too_big": self.indexes_too_big,
         }
 
 
@@ -101,7 +106,9 @@ def count_overdue_jobs(older_than: timedelta, now: datetime | None = None) -> Ov
 def sweep_and_measure(overdue_after_minutes: int) -> SweepFigures:
     """Run the job sweep, then count what is still overdue after it."""
     report = sweep_stuck_jobs()
-    indexes = sync_project_indexes(min_chunks=get_settings().exact_search_max_chunks)
+    indexes = sync_project_indexes(
+        min_chunks=get_settings().exact_search_max_chunks, max_build_seconds=SWEEP_BUILD_SECONDS
+    )
     overdue = count_overdue_jobs(timedelta(minutes=overdue_after_minutes))
     return SweepFigures(
         requeued=report.requeued,
@@ -113,4 +120,5 @@ def sweep_and_measure(overdue_after_minutes: int) -> SweepFigures:
         indexes_built=len(indexes.built),
         indexes_dropped=len(indexes.dropped),
         indexes_pending=indexes.pending,
+        indexes_too_big=len(indexes.too_big),
     )
