@@ -39,11 +39,13 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
+from common.platform.config import Settings
 from common.platform.errors import ApiError
 from common.platform.models import TS_CONFIG
 
@@ -103,9 +105,9 @@ MAX_KEYWORD_MATCHES = 1000
 EXACT_BONUS = 100.0  # chunks with every term (websearch semantics) or the quoted phrases first
 MAX_TERMS = 16
 # Projects up to this many chunks rank their vectors exactly (recall 1.0, cost grows with the
-# project: ~10 ms p95 at 13,000 chunks in a million-chunk table); bigger ones use the HNSW index
-# (bench/query.py --skew zipf measures both). AI_INFRA_EXACT_SEARCH_MAX_CHUNKS overrides it.
-EXACT_SEARCH_MAX_CHUNKS = 20_000
+# project: ~20 ms p95 at 13,000 chunks in a million-chunk table); bigger ones use an HNSW graph
+# (bench/query.py --skew zipf measures both). The setting's default: callers pass the setting.
+EXACT_SEARCH_MAX_CHUNKS: int = Settings.model_fields["exact_search_max_chunks"].default
 # hnsw.max_scan_tuples per query: candidates x SCAN_TUPLES_MARGIN / (the project's share of the
 # table), within [pgvector's default, the cap], so a filtered scan neither stops short for a
 # mid-sized project nor wanders a whole big table.
@@ -256,13 +258,18 @@ _PREPARE_SQL = f"""
             LIMIT {MAX_TERMS}
         ) found
     )
-    SELECT p.chunks, p.table_rows, k.scan_tuples, l.lexeme, l.idf, l.freq,
-           (sum(l.freq) OVER (ORDER BY l.freq, l.lexeme) - l.freq) * p.chunks AS rarer_matches
+    SELECT p.chunks, p.table_rows, k.scan_tuples, l.lexeme, l.idf, l.freq
     FROM project p
     CROSS JOIN knobs k
     LEFT JOIN lexemes l ON true
 """
 _PREPARE = text(" ".join(_PREPARE_SQL.split()))
+
+
+class _Term(NamedTuple):
+    lexeme: str
+    idf: float
+    freq: float  # share of all chunks holding it (ANALYZE statistics)
 
 
 @dataclass(frozen=True)
@@ -325,25 +332,39 @@ def _prepare(
         },
     ).all()
     chunks, table_rows = int(rows[0].chunks), float(rows[0].table_rows)
-    terms = sorted((row for row in rows if row.lexeme is not None), key=lambda r: r.freq)
-    question_idf = sum(float(row.idf) for row in terms)
-    # The rarest terms first; a common one joins while the rarer ones' expected matches in the
-    # project stay under the budget (the rarest always counts).
-    kept = [row for row in terms if row.rarer_matches < MAX_KEYWORD_MATCHES]
+    terms = sorted(
+        (
+            _Term(str(row.lexeme), float(row.idf), float(row.freq))
+            for row in rows
+            if row.lexeme is not None
+        ),
+        key=lambda term: (term.freq, term.lexeme),  # the rarest first
+    )
+    question_idf = sum(term.idf for term in terms)
+    # A common term joins while the rarer ones' expected matches in the project stay under the
+    # budget (the rarest always counts).
+    kept: list[_Term] = []
+    rarer = 0.0
+    for term in terms:
+        if rarer * chunks >= MAX_KEYWORD_MATCHES:
+            break
+        kept.append(term)
+        rarer += term.freq
     # Read through GIN, each term costs its postings in EVERY project: a common one joins only
-    # while the rarer ones' postings stay under MAX_INDEX_POSTINGS. Testing the project's own
-    # rows costs per row instead (no cap); the cheaper way serves the query.
-    indexed = [
-        row
-        for number, row in enumerate(kept)
-        if number == 0
-        or sum(float(r.freq) for r in kept[: number + 1]) * table_rows <= MAX_INDEX_POSTINGS
-    ]
-    postings = sum(float(row.freq) for row in indexed) * table_rows
+    # while the postings so far stay under MAX_INDEX_POSTINGS. Testing the project's own rows
+    # costs per row instead (no cap); the cheaper way serves the query.
+    indexed: list[_Term] = []
+    read = 0.0
+    for term in kept:
+        read += term.freq
+        if indexed and read * table_rows > MAX_INDEX_POSTINGS:
+            break
+        indexed.append(term)
+    postings = sum(term.freq for term in indexed) * table_rows
     use_index = postings < chunks * KEYWORD_SCAN_COST_RATIO
     chosen = indexed if use_index else kept
-    lexemes = [str(row.lexeme) for row in chosen]
-    idfs = [float(row.idf) for row in chosen]
+    lexemes = [term.lexeme for term in chosen]
+    idfs = [term.idf for term in chosen]
     return chunks, _Terms(
         lexemes=lexemes,
         idfs=idfs,
@@ -372,8 +393,13 @@ def _hybrid_sql(
     index, whose posting lists span every project (an OFFSET 0 subquery keeps the match out of
     the index conditions).
     """
-    document_filter = "AND c.document_id = ANY(CAST(:document_ids AS uuid[]))"
-    doc = document_filter if with_documents else ""
+
+    def document_filter(alias: str) -> str:
+        return (
+            f"AND {alias}document_id = ANY(CAST(:document_ids AS uuid[]))" if with_documents else ""
+        )
+
+    doc = document_filter("c.")
     score_filter = "AND 1 - (c.embedding <=> CAST(:q AS vector)) >= :min_score"
     dense = "true" if arms in ("hybrid", "dense") else "false"
     keyword = "true" if arms in ("hybrid", "keyword") else "false"
@@ -381,7 +407,7 @@ def _hybrid_sql(
         "document_chunks"
         if keyword_index
         else "(SELECT id, project_id, document_id, chunk_index, content_tsv FROM document_chunks "
-        f"WHERE project_id = :project_id {doc.replace('c.', '')} OFFSET 0)"
+        f"WHERE project_id = :project_id {document_filter('')} OFFSET 0)"
     )
     order = (
         "(c.embedding <=> CAST(:q AS vector)) + 0"
