@@ -24,7 +24,8 @@ import logging
 import time
 import uuid
 import zlib
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, text
@@ -65,11 +66,14 @@ def project_of(name: str) -> uuid.UUID | None:
 
 @dataclass
 class IndexSync:
-    built: list[str] = field(default_factory=list)
+    build_seconds: dict[str, float] = field(default_factory=dict)  # built, in build order
     dropped: list[str] = field(default_factory=list)
     pending: int = 0  # wanted but left for a later call (max_builds) or being built elsewhere
     too_big: list[str] = field(default_factory=list)  # over max_build_seconds: left to an operator
-    build_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def built(self) -> list[str]:
+        return list(self.build_seconds)
 
 
 def _index_definition(project_id: uuid.UUID, name: str) -> str:
@@ -110,15 +114,16 @@ def _project_sizes(connection: Connection) -> dict[uuid.UUID, int]:
     return {row.project_id: int(row.chunks or 0) for row in rows}
 
 
-def _locked(connection: Connection, name: str) -> bool:
-    key = zlib.crc32(name.encode())
-    return bool(
-        connection.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar_one()
-    )
-
-
-def _unlock(connection: Connection, name: str) -> None:
-    connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": zlib.crc32(name.encode())})
+@contextmanager
+def _locked(connection: Connection, name: str) -> Iterator[bool]:
+    """Whether this session holds the index's advisory lock (held until the block ends)."""
+    key = {"k": zlib.crc32(name.encode())}
+    held = bool(connection.execute(text("SELECT pg_try_advisory_lock(:k)"), key).scalar_one())
+    try:
+        yield held
+    finally:
+        if held:
+            connection.execute(text("SELECT pg_advisory_unlock(:k)"), key)
 
 
 def sync_project_indexes(
@@ -152,14 +157,14 @@ def sync_project_indexes(
         for name, valid in list(existing.items()):
             project = project_of(name)
             gone = project is None or sizes.get(project, 0) * 2 <= min_chunks
-            if (gone or not valid) and _locked(connection, name):
-                try:
+            if not gone and valid:
+                continue
+            with _locked(connection, name) as held:
+                if held:
                     connection.execute(text(f"DROP INDEX CONCURRENTLY IF EXISTS {name}"))
                     result.dropped.append(name)
                     existing.pop(name)
                     logger.info("project index dropped", extra={"index": name, "valid": valid})
-                finally:
-                    _unlock(connection, name)
         missing = [(name, p) for name, p in wanted.items() if name not in existing]
         for name, project in sorted(missing, key=lambda item: -sizes[item[1]]):  # biggest first
             expected = sizes[project] * BUILD_SECONDS_PER_CHUNK
@@ -170,20 +175,24 @@ def sync_project_indexes(
                     extra={"index": name, "chunks": sizes[project], "expected_seconds": expected},
                 )
                 continue
-            if len(result.built) >= max_builds or not _locked(connection, name):
+            if len(result.build_seconds) >= max_builds:
                 result.pending += 1
                 continue
-            try:
+            with _locked(connection, name) as held:
+                if not held:  # another sweep is building it
+                    result.pending += 1
+                    continue
+                # SET LOCAL needs a transaction, which CONCURRENTLY refuses: set, build, reset.
                 connection.execute(text(f"SET maintenance_work_mem = '{BUILD_MEMORY}'"))
                 started = time.perf_counter()
-                connection.execute(text(_index_definition(project, name)))
+                try:
+                    connection.execute(text(_index_definition(project, name)))
+                finally:
+                    connection.execute(text("RESET maintenance_work_mem"))
                 seconds = time.perf_counter() - started
-                result.built.append(name)
                 result.build_seconds[name] = seconds
                 logger.info(
                     "project index built",
                     extra={"index": name, "chunks": sizes[project], "seconds": round(seconds, 1)},
                 )
-            finally:
-                _unlock(connection, name)
     return result
