@@ -205,6 +205,15 @@ def _chunk_line(
     )
 
 
+def _document_line(
+    document: uuid.UUID, project: Project, number: int, model: str, chunks: int
+) -> str:
+    return (
+        f"{document}\t{project.team_id}\t{project.id}\tdoc {number}\t"
+        f"gs://bench/{project.id}/{number}.txt\tready\t{model}\t{chunks}\n"
+    )
+
+
 def _load_projects_in_turn(
     engine: Engine,
     tenants: list[Project],
@@ -220,9 +229,7 @@ def _load_projects_in_turn(
             len(range(i, project.size, DOCUMENTS_PER_PROJECT)) for i in range(DOCUMENTS_PER_PROJECT)
         ]
         doc_rows = "".join(
-            f"{d}\t{project.team_id}\t{project.id}\tdoc {i}\tgs://bench/{project.id}/{i}.txt\t"
-            f"ready\t{model}\t{counts[i]}\n"
-            for i, d in enumerate(documents)
+            _document_line(d, project, i, model, counts[i]) for i, d in enumerate(documents)
         )
         _copy(engine, _DOCUMENTS_COPY, doc_rows)
         vectors = sample_vectors(rng, centroids, project.topics, project.size)
@@ -253,10 +260,7 @@ def _load_documents_shuffled(
     lines: list[str] = []
     for project, number, count in documents:
         document = uuid.uuid4()
-        doc_rows.append(
-            f"{document}\t{project.team_id}\t{project.id}\tdoc {number}\t"
-            f"gs://bench/{project.id}/{number}.txt\tready\t{model}\t{count}\n"
-        )
+        doc_rows.append(_document_line(document, project, number, model, count))
         vectors = sample_vectors(rng, centroids, project.topics, count)
         for index, vector in enumerate(vectors):
             content = " ".join(word_rng.choices(words, k=WORDS_PER_CHUNK))
