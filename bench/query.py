@@ -315,6 +315,8 @@ def main() -> None:
         help="keep --data-dir; a later run with the same folder reuses the loaded corpus",
     )
     args = parser.parse_args()
+    if args.skew == "even" and args.small_project + args.big_project >= args.chunks:
+        parser.error("--skew even needs --chunks above --small-project + --big-project")
 
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="ai-infra-bench-query-"))
     corpus = restore(data_dir) if args.keep_data else None
