@@ -6,9 +6,10 @@ import random
 
 import pytest
 
-from common.ingestion.extract import ExtractedText, extract_text, sniff_mime_type
+from common.ingestion.extract import ExtractedText, extract_text
 from common.ingestion.extractors.normalize import normalize_text
 from common.platform.errors import PermanentIngestionError
+from common.platform.formats import SUPPORTED, sniff_mime_type
 from tests.pdfs import (
     make_corrupt_pdf,
     make_encrypted_pdf,
@@ -140,12 +141,12 @@ def test_empty_file_is_rejected():
 
 def test_unsupported_type_is_rejected_with_the_supported_list():
     fails_with(
-        b"\x89PNG\r\n\x1a\n....",
-        "unsupported file type 'image/png' "
-        "(supported: PDF, Word (.docx), plain text, Markdown, HTML)",
-        mime_type="image/png",
+        b"\x00\x00\x00\x18ftypmp42....",
+        f"unsupported file type 'video/mp4' (supported: {SUPPORTED})",
+        mime_type="video/mp4",
     )
-    fails_with(b"GIF89a", "unsupported file type 'image/gif'", filename="pic.gif")
+    assert SUPPORTED.startswith("PDF, Word (.docx), PowerPoint (.pptx), Excel (.xlsx)")
+    fails_with(b"ID3\x04\x00", "unsupported file type 'audio/mpeg'", filename="song.mp3")
 
 
 def test_binary_junk_sent_as_text_is_rejected():

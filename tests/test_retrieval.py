@@ -244,6 +244,7 @@ def _chunk(rank: int, tokens: int) -> RetrievedChunk:
         gcs_uri=None,
         page_start=None,
         page_end=None,
+        location=None,
         content="x",
         token_count=tokens,
         score=0.5,

@@ -16,6 +16,8 @@ from common.platform.db import transaction
 
 
 def pages(citation: Mapping[str, Any]) -> str:
+    if citation.get("location"):
+        return str(citation["location"])
     start, end = citation.get("page_start"), citation.get("page_end")
     if start is None:
         return ""

@@ -38,6 +38,7 @@ SHOW_FIELDS = [
     ("chunks", "chunks"),
     ("embedding_model", "embedding model"),
     ("error", "error"),
+    ("notice", "notice"),
     ("created_at", "created"),
     ("updated_at", "updated"),
     ("job_id", "last job"),
@@ -61,6 +62,7 @@ def document_record(document: Document) -> dict[str, Any]:
         "chunks": document.chunk_count,
         "embedding_model": document.embedding_model,
         "error": document.error_message,
+        "notice": document.notice,
         "created_at": document.created_at,
         "updated_at": document.updated_at,
     }

@@ -31,6 +31,7 @@ COPY_COLUMNS = (
     "char_end",
     "token_count",
     "context",
+    "location",
 )
 _COPY_SQL = f"COPY document_chunks ({', '.join(COPY_COLUMNS)}) FROM STDIN WITH (FORMAT binary)"
 _BINARY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
@@ -113,7 +114,8 @@ def _copy_payload(
             _int_field(chunk.char_start),
             _int_field(chunk.char_end),
             _int_field(chunk.token_count),
-            _NULL if chunk.context is None else _field(chunk.context.replace("\x00", "").encode()),
+            _text_field(chunk.context),
+            _text_field(chunk.location),
         ]
     parts.append(_TRAILER)
     return b"".join(parts)
@@ -121,6 +123,10 @@ def _copy_payload(
 
 def _field(data: bytes) -> bytes:
     return _INT32.pack(len(data)) + data
+
+
+def _text_field(value: str | None) -> bytes:
+    return _NULL if value is None else _field(value.replace("\x00", "").encode())
 
 
 def _int_field(value: int | None) -> bytes:

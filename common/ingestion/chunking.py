@@ -8,9 +8,10 @@ Two passes, each linear in the text:
 2. Merge pieces greedily up to `max_tokens`, using the sum of piece counts (minus the per-call
    overhead such as [CLS]/[SEP], measured once) as the estimate. When a chunk is full it ends at
    the strongest boundary among the points where it is at least half full (latest wins ties), so
-   chunks end at a page or paragraph end when one is near. The next chunk starts with the
-   trailing whole pieces of the previous one worth up to `overlap_tokens` (no overlap across a page
-   break, so page provenance stays clean). Each chunk is counted once more for its stored
+   chunks end at a page, table block or paragraph end when one is near. The next chunk starts with
+   the trailing whole pieces of the previous one worth up to `overlap_tokens` (no overlap across a
+   page break, so page provenance stays clean, nor into a table block, which opens with its own
+   header row). A table block's rows are its pieces. Each chunk is counted once more for its stored
    `token_count`; in the rare case the real count exceeds the budget, pieces are dropped and it is
    recounted.
 
@@ -27,7 +28,9 @@ from typing import Protocol
 
 from common.ingestion.extract import ExtractedText, Page
 
-PAGE, PARAGRAPH, SENTENCE, LINE, WORD = 4, 3, 2, 1, 0
+# Boundary strengths; a TABLE block (a paragraph of Markdown rows, see
+# `common.ingestion.extractors.layout`) repeats its header, so no overlap runs into it.
+PAGE, TABLE, PARAGRAPH, SENTENCE, LINE, WORD = 5, 4, 3, 2, 1, 0
 MIN_FILL = 0.5
 
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
@@ -51,6 +54,8 @@ class Chunk:
     token_count: int
     # Title and section heading path: embedded and indexed with the content, never cited.
     context: str | None = None
+    # Where it is, as citations say it ("slide 7", "sheet Budget, rows 2-41"); see `locations`.
+    location: str | None = None
 
 
 def chunk_text(
@@ -143,8 +148,16 @@ class _Pieces:
         previous_page: int | None = None
         for para_start, para_end in _segments(text, 0, len(text), _PARAGRAPH_BREAK):
             page = self.pages.first(para_start)
-            strength = PAGE if previous_page is not None and page != previous_page else PARAGRAPH
+            table = text.startswith("| ", para_start)
+            strength = TABLE if table else PARAGRAPH
+            if previous_page is not None and page != previous_page:
+                strength = PAGE
             previous_page = self.pages.last(para_end)
+            if table:  # rows are the pieces: a row is never cut at a full stop in a cell
+                for start, end in _segments(text, para_start, para_end, _LINE_BREAK):
+                    self._sentence(start, end, strength)
+                    strength = LINE
+                continue
             for start, end in _sentences(text, para_start, para_end):
                 self._sentence(start, end, strength)
                 strength = SENTENCE
@@ -268,7 +281,7 @@ class _Merger:
     def _overlap_start(self, first: int, end: int) -> int:
         """Where the next chunk starts: trailing whole pieces worth <= overlap_tokens."""
         costs = self.p.costs
-        if self.overlap_tokens == 0 or self.p.strengths[end] == PAGE:
+        if self.overlap_tokens == 0 or self.p.strengths[end] >= TABLE:
             return end
         start, overlap = end, 0
         while start - 1 > first and overlap + costs[start - 1] <= self.overlap_tokens:

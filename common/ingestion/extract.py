@@ -1,24 +1,28 @@
-"""Uploaded bytes to one normalised text with page spans: the input of chunking.
+"""Uploaded bytes to one normalised text with its places: the input of chunking.
 
-Formats: PDF (page by page, page numbers kept), Word .docx (body text in reading order), plain
-text (any text/* type), Markdown, HTML (visible text). Pages are normalised one by one (see
-`common.ingestion.extractors.normalize`) and joined with a blank line, so a page span is exact
-and no paragraph crosses a page. Non-paged formats have one page, numbered 1. Section headings
-(HTML and Markdown headings, PDF bookmarks or else numbered section lines) come with their
-offsets in the normalised text (see `common.ingestion.extractors.headings`). Every kind of bad
-input raises `PermanentIngestionError` with a message that is safe to show to users (it never
-quotes document text).
+`detect` names the format, one extractor per format (`common.ingestion.extractors`) reads it
+into raw pages (a PDF page, a slide, a sheet, an image frame, a chapter; formats without pages
+have one), and this module normalises the pages one by one (see
+`common.ingestion.extractors.normalize`) and joins them with a blank line, so a page span is
+exact and no paragraph crosses a page. Section headings and citable rows come with their offsets
+in the normalised text. Every kind of bad input raises `PermanentIngestionError` with a message
+that is safe to show to users (it never quotes document text).
 """
 
 from __future__ import annotations
 
-import functools
-import mimetypes
-from dataclasses import dataclass, field, replace
-from enum import StrEnum
+import dataclasses
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
-from common.ingestion.extractors.docx import MIME_TYPE as DOCX_MIME_TYPE
-from common.ingestion.extractors.docx import extract_docx_text, is_docx
+from common.ingestion.detect import detect_kind
+from common.ingestion.extractors.base import (
+    ExtractOptions,
+    PageUnit,
+    RawDocument,
+    RowUnit,
+)
 from common.ingestion.extractors.headings import (
     Heading,
     marked_headings,
@@ -26,37 +30,31 @@ from common.ingestion.extractors.headings import (
     place_outline,
     take_marks,
 )
-from common.ingestion.extractors.html import declared_charset, html_outline
-from common.ingestion.extractors.markdown import markdown_outline
-from common.ingestion.extractors.normalize import UnicodeForm, has_text, normalize_text
-from common.ingestion.extractors.pdf import extract_pdf
-from common.ingestion.extractors.text import decode_text
+from common.ingestion.extractors.normalize import has_text, normalize_text
 from common.platform.errors import PermanentIngestionError
+from common.platform.formats import BY_KIND, Kind
 
 PAGE_SEPARATOR = "\n\n"
-GENERIC_MIME_TYPES = frozenset(
-    {
-        "application/octet-stream",
-        "binary/octet-stream",
-        "application/unknown",
-        "application/x-download",
-    }
-)
-SUPPORTED = "PDF, Word (.docx), plain text, Markdown, HTML"
-# Explicit, so results do not depend on the host's /etc/mime.types.
-_BY_EXTENSION = {
-    ".pdf": "application/pdf",
-    ".docx": DOCX_MIME_TYPE,
-    ".txt": "text/plain",
-    ".text": "text/plain",
-    ".md": "text/markdown",
-    ".markdown": "text/markdown",
-    ".mdown": "text/markdown",
-    ".html": "text/html",
-    ".htm": "text/html",
-    ".xhtml": "application/xhtml+xml",
+# Each format's reader, imported on first use (cold starts: most never run in one process).
+_EXTRACTORS: dict[Kind, str] = {
+    Kind.PDF: "pdf",
+    Kind.DOCX: "docx",
+    Kind.PPTX: "pptx",
+    Kind.XLSX: "xlsx",
+    Kind.ODT: "odf",
+    Kind.ODP: "odf",
+    Kind.ODS: "odf",
+    Kind.EPUB: "epub",
+    Kind.RTF: "rtf",
+    Kind.CSV: "delimited",
+    Kind.TSV: "delimited",
+    Kind.JSON: "json_records",
+    Kind.JSONL: "json_records",
+    Kind.IMAGE: "image",
+    Kind.MARKDOWN: "markdown",
+    Kind.HTML: "html",
+    Kind.TEXT: "text",
 }
-_NO_TEXT_PDF = "no extractable text (scanned or image-only PDF?); OCR is not supported"
 
 
 @dataclass(frozen=True)
@@ -66,6 +64,17 @@ class Page:
     number: int
     char_start: int
     char_end: int
+    # How citations name it when not by number (a sheet's name); whether its text was OCR'd.
+    name: str | None = None
+    ocr: bool = False
+
+
+@dataclass(frozen=True)
+class Row:
+    """A citable row or record: where it starts in `ExtractedText.text`, and its number."""
+
+    char_start: int
+    number: int
 
 
 @dataclass(frozen=True)
@@ -73,146 +82,93 @@ class ExtractedText:
     text: str
     pages: list[Page]
     # Section headings in text order (HTML and Markdown headings, PDF bookmarks or numbered
-    # section lines); chunks carry their heading path as context.
+    # section lines, slide titles, sheet names); chunks carry their heading path as context.
     headings: list[Heading] = field(default_factory=list)
-
-
-class _Kind(StrEnum):
-    PDF = "pdf"
-    DOCX = "docx"
-    TEXT = "text"
-    MARKDOWN = "markdown"
-    HTML = "html"
-
-
-def sniff_mime_type(filename: str, declared: str | None) -> str | None:
-    """The MIME type to use: a specific declared type wins, else the file name's extension."""
-    declared_type = _base_type(declared)
-    if declared_type and declared_type not in GENERIC_MIME_TYPES:
-        return declared_type
-    name = filename.rsplit("/", 1)[-1].lower()
-    dot = name.rfind(".")
-    if dot > 0:
-        known = _BY_EXTENSION.get(name[dot:])
-        if known:
-            return known
-    guessed, _ = _builtin_mime_table().guess_type(name, strict=False)
-    return guessed or declared_type
-
-
-@functools.cache
-def _builtin_mime_table() -> mimetypes.MimeTypes:
-    """Python's built-in extension table, read once (not the host's /etc/mime.types)."""
-    return mimetypes.MimeTypes()
+    rows: list[Row] = field(default_factory=list)
+    unit: PageUnit = PageUnit.PAGE
+    paged: bool = False
+    row_unit: RowUnit = RowUnit.ROW
+    # What was left out or could not be read (shown with the job and the document).
+    notices: list[str] = field(default_factory=list)
 
 
 def extract_text(
-    data: bytes, *, mime_type: str | None, filename: str, max_pages: int
+    data: bytes,
+    *,
+    mime_type: str | None,
+    filename: str,
+    max_pages: int | None = None,
+    options: ExtractOptions | None = None,
 ) -> ExtractedText:
     """Extract and normalise the text of an uploaded file (see the module docstring)."""
+    options = options or ExtractOptions()
+    if max_pages is not None:
+        options = dataclasses.replace(options, max_pages=max_pages)
     if not data:
         raise PermanentIngestionError("the file is empty")
-    kind, charset = _resolve_kind(data, mime_type, filename)
-    if kind is _Kind.PDF:
-        raw_pages, outline = extract_pdf(data, max_pages=max_pages)
-        document = _assemble(raw_pages, form="NFKC", empty=_NO_TEXT_PDF)
-        spans = [(page.number, page.char_start, page.char_end) for page in document.pages]
-        headings = place_outline(document.text, spans, outline) if outline else []
-        return replace(document, headings=headings or numbered_headings(document.text))
-    if kind is _Kind.DOCX:
-        return _assemble(
-            [extract_docx_text(data)], form="NFC", empty="no text in the Word document"
+    kind = detect_kind(data, mime_type, filename)
+    options = dataclasses.replace(options, kind=kind, charset=_charset(mime_type))
+    raw = _extractor(kind)(data, options)
+    if len(raw.pages) > options.max_pages:
+        raise PermanentIngestionError(
+            f"the {BY_KIND[kind].noun} has {len(raw.pages)} {raw.unit.value}s; the limit is "
+            f"{options.max_pages} per document"
         )
-    if kind is _Kind.HTML:
-        source = decode_text(data, declared_charset=charset or declared_charset(data))
-        text, levels = html_outline(source)
-        return _assemble([text], form="NFC", empty="no visible text in the HTML", marked=levels)
-    source = decode_text(data, declared_charset=charset)
-    if kind is _Kind.MARKDOWN:
-        text, levels = markdown_outline(source)
-        return _assemble(
-            [text], form="NFC", empty="no extractable text (the file is blank)", marked=levels
-        )
-    return _assemble([source], form="NFC", empty="no extractable text (the file is blank)")
+    return assemble(raw)
 
 
-def _assemble(
-    raw_pages: list[str],
-    *,
-    form: UnicodeForm,
-    empty: str,
-    marked: list[tuple[int, str]] | None = None,
-) -> ExtractedText:
-    """Normalise and join the pages; `marked`: the headings whose marks the (one) page holds."""
+def _extractor(kind: Kind) -> Callable[[bytes, ExtractOptions], RawDocument]:
+    module = importlib.import_module(f"common.ingestion.extractors.{_EXTRACTORS[kind]}")
+    extract: Callable[[bytes, ExtractOptions], RawDocument] = module.extract
+    return extract
+
+
+def assemble(raw: RawDocument) -> ExtractedText:
+    """Normalise and join the pages, turning their marks into heading and row offsets."""
     parts: list[str] = []
     pages: list[Page] = []
     headings: list[Heading] = []
+    rows: list[Row] = []
     cursor = 0
-    for number, raw in enumerate(raw_pages, start=1):
-        text = normalize_text(raw, form=form)
-        positions: list[int] = []
-        if marked is not None:
-            text, positions = take_marks(text)
+    for number, page in enumerate(raw.pages, start=1):
+        text, heading_at, row_at = take_marks(normalize_text(page.text, form=raw.form))
+        if len(heading_at) != len(page.headings) or len(row_at) != len(page.rows):
+            raise PermanentIngestionError(
+                f"the document could not be laid out ({raw.unit.value} {number}: "
+                "marks and headings disagree)"
+            )
         if not has_text(text):
-            pages.append(Page(number, cursor, cursor))
+            pages.append(Page(number, cursor, cursor, page.name, page.ocr))
             continue
         if parts:
             parts.append(PAGE_SEPARATOR)
             cursor += len(PAGE_SEPARATOR)
-        if marked is not None:
-            headings += marked_headings(marked, positions, cursor)
+        headings += marked_headings(page.headings, heading_at, cursor)
+        rows += [Row(cursor + at, row) for at, row in zip(row_at, page.rows, strict=True)]
         parts.append(text)
-        pages.append(Page(number, cursor, cursor + len(text)))
+        pages.append(Page(number, cursor, cursor + len(text), page.name, page.ocr))
         cursor += len(text)
     if not parts:
-        raise PermanentIngestionError(empty)
-    return ExtractedText(text="".join(parts), pages=pages, headings=headings)
-
-
-def _resolve_kind(data: bytes, mime_type: str | None, filename: str) -> tuple[_Kind, str | None]:
-    """The format to parse and the charset the MIME type declares (if any)."""
-    if _base_type(mime_type) in (None, *GENERIC_MIME_TYPES):
-        if _is_pdf(data):
-            return _Kind.PDF, None
-        if is_docx(data):
-            return _Kind.DOCX, None
-    resolved = sniff_mime_type(filename, mime_type)
-    if resolved is None or resolved in GENERIC_MIME_TYPES:
-        if _is_pdf(data):
-            return _Kind.PDF, None
-        return _Kind.TEXT, None  # no type at all: try text (binary data is rejected by decoding)
-    kind = _kind_of(resolved)
-    if kind is None:
-        raise PermanentIngestionError(
-            f"unsupported file type '{resolved}' (supported: {SUPPORTED})"
+        raise PermanentIngestionError(raw.empty_message)
+    joined = "".join(parts)
+    if raw.outline:
+        spans = [(page.number, page.char_start, page.char_end) for page in pages]
+        headings = sorted(
+            [*headings, *place_outline(joined, spans, raw.outline)],
+            key=lambda heading: heading.char_start,
         )
-    return kind, _charset(mime_type)
-
-
-def _kind_of(mime: str) -> _Kind | None:
-    if mime in {"application/pdf", "application/x-pdf"}:
-        return _Kind.PDF
-    if mime == DOCX_MIME_TYPE:
-        return _Kind.DOCX
-    if mime in {"text/markdown", "text/x-markdown"}:
-        return _Kind.MARKDOWN
-    if mime in {"text/html", "application/xhtml+xml"}:
-        return _Kind.HTML
-    if mime.startswith("text/"):
-        return _Kind.TEXT
-    return None
-
-
-def _is_pdf(data: bytes) -> bool:
-    # The PDF spec allows junk before the header; readers look in the first KiB.
-    return b"%PDF-" in data[:1024]
-
-
-def _base_type(mime: str | None) -> str | None:
-    if mime is None:
-        return None
-    base = mime.split(";", 1)[0].strip().lower()
-    return base or None
+    if raw.numbered_headings and not headings:
+        headings = numbered_headings(joined)
+    return ExtractedText(
+        text=joined,
+        pages=pages,
+        headings=headings,
+        rows=rows,
+        unit=raw.unit,
+        paged=raw.paged,
+        row_unit=raw.row_unit,
+        notices=list(raw.notices),
+    )
 
 
 def _charset(mime: str | None) -> str | None:

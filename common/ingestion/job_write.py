@@ -44,11 +44,11 @@ _FINISH = text(
     ), finished AS (
         UPDATE ingestion_jobs
         SET status = 'succeeded', finished_at = now(), chunks_created = :written,
-            embedding_model = :model, error_message = NULL, updated_at = now()
+            embedding_model = :model, error_message = NULL, notice = :notice, updated_at = now()
         WHERE id = :job_id
     )
     UPDATE documents
-    SET status = 'ready', error_message = NULL, ready_generation = :generation,
+    SET status = 'ready', error_message = NULL, notice = :notice, ready_generation = :generation,
         ready_content_hash = content_hash, embedding_model = :model, chunk_count = :written,
         updated_at = now()
     WHERE id = :document_id
@@ -100,8 +100,10 @@ def write_result(
     chunks: Sequence[Chunk],
     embeddings: np.ndarray,
     model: str,
+    notice: str | None = None,
 ) -> int:
-    """Replace the chunks, finish the job and ready the document (rows locked by the caller)."""
+    """Replace the chunks, finish the job and ready the document (rows locked by the caller);
+    `notice`: what the extraction left out, kept on both."""
     session.execute(
         _FINISH,
         {
@@ -110,6 +112,7 @@ def write_result(
             "generation": locked.generation,
             "written": len(chunks),
             "model": model,
+            "notice": notice,
             "has_chunks": locked.has_chunks,
         },
     )

@@ -17,7 +17,7 @@ import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,17 +28,20 @@ from sqlalchemy.orm import Session
 
 from common.inference.embeddings import get_embedder
 from common.inference.retry import ModelRequestError
-from common.ingestion.chunking import Chunk, chunk_text
-from common.ingestion.extract import extract_text
+from common.ingestion.chunking import Chunk, TokenCounter, chunk_text
+from common.ingestion.extract import ExtractedText, extract_text
+from common.ingestion.extractors.base import ExtractOptions
 from common.ingestion.job_write import fail_document, give_up, lock_for_write, write_result
 from common.ingestion.lease import LeaseKeeper, LeaseLostError, lease_deadline, lease_is_live
+from common.ingestion.locations import with_locations
+from common.ingestion.ocr import get_ocr_engine
 from common.ingestion.sections import (
     CONTEXT_TOKENS,
     document_title,
     embedding_input,
     with_context,
 )
-from common.platform.config import get_settings
+from common.platform.config import Settings, get_settings
 from common.platform.db import transaction
 from common.platform.errors import PermanentIngestionError, TransientError
 from common.platform.events import JobMessage
@@ -77,10 +80,10 @@ def run_job(message: JobMessage) -> JobOutcome:
     stages = _Stages()
     try:
         with LeaseKeeper(claim.job_id, claim.attempt, settings.job_lease_seconds) as lease:
-            chunks, embeddings, model = _build_chunks(message, claim, stages, lease)
+            built = _build_chunks(message, claim, stages, lease)
             lease.check()
             with stages.timed("write"):
-                written = _finish(claim, chunks, embeddings, model)
+                written = _finish(claim, built)
     except LeaseLostError:
         logger.warning("attempt dropped: its job was taken over", extra=_log_ids(claim))
         return JobOutcome.SKIPPED
@@ -191,9 +194,17 @@ class _Stages:
         return {stage: round(value, 4) for stage, value in self.seconds.items()}
 
 
+@dataclass(frozen=True)
+class _Built:
+    chunks: list[Chunk]
+    embeddings: object
+    model: str
+    notice: str | None
+
+
 def _build_chunks(
     message: JobMessage, claim: _Claim, stages: _Stages, lease: LeaseKeeper
-) -> tuple[list[Chunk], object, str]:
+) -> _Built:
     settings = get_settings()
     limit = settings.max_file_bytes
     if claim.size_bytes is not None and claim.size_bytes > limit:
@@ -209,17 +220,21 @@ def _build_chunks(
         raise PermanentIngestionError(
             "the object changed while queued (superseded by a newer upload)"
         )
+    embedder = get_embedder()
+    # A chunk longer than the model's input would be silently truncated when embedded; the
+    # context line (title and section headings) is embedded before the content.
+    max_tokens = min(settings.chunk_tokens, embedder.max_input_tokens - CONTEXT_TOKENS)
     with stages.timed("extract"):
         document = extract_text(
-            data, mime_type=claim.mime_type, filename=message.name, max_pages=settings.max_pdf_pages
+            data,
+            mime_type=claim.mime_type,
+            filename=message.name,
+            options=extraction_options(settings, embedder, max_tokens, lease.check),
         )
-    embedder = get_embedder()
     with stages.timed("chunk"):
         chunks = chunk_text(
             document,
-            # A chunk longer than the model's input would be silently truncated when embedded;
-            # the context line (title and section headings) is embedded before the content.
-            max_tokens=min(settings.chunk_tokens, embedder.max_input_tokens - CONTEXT_TOKENS),
+            max_tokens=max_tokens,
             overlap_tokens=settings.chunk_overlap_tokens,
             tokenizer=embedder,
         )
@@ -229,15 +244,36 @@ def _build_chunks(
             headings=document.headings,
             tokenizer=embedder,
         )
+        chunks = with_locations(chunks, document)
     if not chunks:
         raise PermanentIngestionError("no text to index after extraction")
     lease.check()
     with stages.timed("embed"):
         embeddings = embedder.embed_documents([embedding_input(chunk) for chunk in chunks])
-    return chunks, embeddings, embedder.model_name
+    return _Built(chunks, embeddings, embedder.model_name, _notice(document))
 
 
-def _finish(claim: _Claim, chunks: list[Chunk], embeddings: object, model: str) -> int | None:
+def extraction_options(
+    settings: Settings, tokenizer: TokenCounter, max_tokens: int, checkpoint: Callable[[], None]
+) -> ExtractOptions:
+    """The limits and helpers of one job's extraction, from the settings."""
+    return ExtractOptions(
+        max_pages=settings.max_pdf_pages,
+        max_rows=settings.max_sheet_rows,
+        max_image_pixels=settings.max_image_pixels,
+        block_tokens=max_tokens,
+        tokenizer=tokenizer,
+        ocr=get_ocr_engine(settings),
+        ocr_dpi=settings.ocr_dpi,
+        checkpoint=checkpoint,
+    )
+
+
+def _notice(document: ExtractedText) -> str | None:
+    return "; ".join(document.notices)[:2000] or None
+
+
+def _finish(claim: _Claim, built: _Built) -> int | None:
     with transaction() as session:
         locked = lock_for_write(
             session, job_id=claim.job_id, document_id=claim.document_id, attempt=claim.attempt
@@ -245,7 +281,12 @@ def _finish(claim: _Claim, chunks: list[Chunk], embeddings: object, model: str) 
         if locked is None:
             return None
         return write_result(
-            session, locked, chunks=chunks, embeddings=np.asarray(embeddings), model=model
+            session,
+            locked,
+            chunks=built.chunks,
+            embeddings=np.asarray(built.embeddings),
+            model=built.model,
+            notice=built.notice,
         )
 
 

@@ -22,10 +22,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from common.ingestion.extract import sniff_mime_type
 from common.platform.config import get_settings
 from common.platform.db import transaction
 from common.platform.events import JobMessage, StorageObjectEvent
+from common.platform.formats import sniff_mime_type
 from common.platform.messaging import get_publisher
 from common.platform.models import (
     Document,
@@ -214,6 +214,7 @@ def _record_unchanged(session: Session, document: Document, event: StorageObject
         job.finished_at = now
         job.chunks_created = document.chunk_count
         job.embedding_model = document.embedding_model
+        job.notice = document.notice
     document.status = DocumentStatus.READY
     document.ready_generation = event.generation
     return job.id

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import httpx
 
-from common.ingestion.extract import sniff_mime_type
 from common.localstack.eventarc import FINALIZED, send_storage_event
 from common.platform.errors import TransientError
+from common.platform.formats import sniff_mime_type
 from common.platform.storage import get_blob_store
 
 IGNORED_SUFFIXES = (".part", ".tmp", ".crdownload", ".swp", "~")

@@ -47,6 +47,14 @@ class RerankProvider(StrEnum):
     VERTEX = "vertex"
 
 
+class ParserProvider(StrEnum):
+    """Who reads page images (scans, photos, image-only PDF pages)."""
+
+    LOCAL = "local"  # PP-OCR models through onnxruntime, offline (rapidocr)
+    GEMINI = "gemini"  # Gemini on Vertex AI through google-genai
+    NONE = "none"  # no OCR: a document without a text layer fails
+
+
 class DbIpType(StrEnum):
     PRIVATE = "private"
     PUBLIC = "public"
@@ -149,6 +157,15 @@ class Settings(BaseSettings):
     chunk_overlap_tokens: Annotated[int, Field(ge=0)] = 32
     max_file_bytes: PositiveInt = 50 * 1024 * 1024
     max_pdf_pages: PositiveInt = 2000
+    # Sheet, CSV and JSON rows indexed per document; past it the rest is skipped with a notice.
+    max_sheet_rows: PositiveInt = 50_000
+    # Pixels one decoded image (or rendered page) may have: decompression bombs fail the file.
+    max_image_pixels: PositiveInt = 60_000_000
+    # OCR of page images: `local` (offline), `gemini` (Vertex AI), `none`; see README "Formats".
+    parser: ParserProvider = ParserProvider.LOCAL
+    parser_model: str = "gemini-2.5-flash"
+    # Resolution PDF pages without a text layer are rendered at for OCR.
+    ocr_dpi: Annotated[int, Field(ge=72, le=600)] = 200
     # Pub/Sub dead-letter policies accept 5..100.
     max_delivery_attempts: Annotated[int, Field(ge=5, le=100)] = 5
     job_timeout_seconds: PositiveInt = 540

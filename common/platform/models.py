@@ -196,6 +196,8 @@ class Document(Base):
     embedding_model: Mapped[str | None] = mapped_column(Text)
     chunk_count: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     error_message: Mapped[str | None] = mapped_column(Text)
+    # What the ready chunks leave out or guessed (rows past the cap, unreadable pages).
+    notice: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
@@ -230,6 +232,8 @@ class IngestionJob(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     chunks_created: Mapped[int | None] = mapped_column(Integer)
     embedding_model: Mapped[str | None] = mapped_column(Text)
+    # What a succeeded job left out or guessed (see Document.notice).
+    notice: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
@@ -269,6 +273,9 @@ class DocumentChunk(Base):
     # Document title and section heading path ("title > chapter > section"): embedded and
     # indexed with the content, never cited (content and offsets stay the extracted text).
     context: Mapped[str | None] = mapped_column(Text)
+    # Where the chunk is, as a citation says it: "slide 7", "sheet Budget, rows 2-41",
+    # "page 3 (OCR)"; None for formats without pages or rows (common.ingestion.locations).
+    location: Mapped[str | None] = mapped_column(Text)
     content_tsv: Mapped[str] = mapped_column(
         TSVECTOR, Computed(CHUNK_TSV_EXPRESSION, persisted=True)
     )

@@ -27,29 +27,6 @@ TITLE_KEY = "title"
 MAX_TITLE_CHARS = 300
 MAX_URL_CHARS = 2048
 
-DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-# What uploads and URL sources may bring (the extractors' formats); base types, lower case.
-ACCEPTED_TYPES: dict[str, str] = {
-    "application/pdf": "PDF",
-    "text/plain": "plain text",
-    "text/markdown": "Markdown",
-    "text/html": "HTML",
-    "application/xhtml+xml": "XHTML",
-    DOCX: "Word (.docx)",
-}
-
-
-def base_type(mime: str | None) -> str | None:
-    """`text/html; charset=utf-8` -> `text/html`; None for nothing."""
-    if mime is None:
-        return None
-    base = mime.split(";", 1)[0].strip().lower()
-    return base or None
-
-
-def accepted_list() -> str:
-    return ", ".join(sorted(ACCEPTED_TYPES))
-
 
 @dataclass(frozen=True)
 class DocumentSource:

@@ -32,6 +32,8 @@ class JobView(BaseModel):
     id: uuid.UUID
     status: str
     error_message: str | None
+    # What a succeeded job left out (rows past the cap, pages that could not be read).
+    notice: str | None
     attempts: int
     chunks_created: int | None
     embedding_model: str | None
@@ -53,6 +55,7 @@ class DocumentView(BaseModel):
     chunk_count: int
     embedding_model: str | None
     error_message: str | None
+    notice: str | None
     created_at: datetime
     updated_at: datetime
     last_job: JobView | None
@@ -72,8 +75,9 @@ class DeletedDocument(BaseModel):
 _SELECT = """
     SELECT d.id, d.project_id, d.title, d.source_type::text AS source_type, d.source_url, d.gcs_uri,
            d.mime_type, d.status::text AS status, d.size_bytes, d.chunk_count,
-           d.embedding_model, d.error_message, d.created_at, d.updated_at,
+           d.embedding_model, d.error_message, d.notice, d.created_at, d.updated_at,
            j.id AS job_id, j.status::text AS job_status, j.error_message AS job_error,
+           j.notice AS job_notice,
            j.attempts AS job_attempts, j.chunks_created AS job_chunks,
            j.embedding_model AS job_model, j.created_at AS job_created_at,
            j.started_at AS job_started_at, j.finished_at AS job_finished_at
@@ -107,6 +111,7 @@ def _view(row: Any) -> DocumentView:
             id=row.job_id,
             status=row.job_status,
             error_message=row.job_error,
+            notice=row.job_notice,
             attempts=row.job_attempts,
             chunks_created=row.job_chunks,
             embedding_model=row.job_model,
@@ -127,6 +132,7 @@ def _view(row: Any) -> DocumentView:
         chunk_count=row.chunk_count,
         embedding_model=row.embedding_model,
         error_message=row.error_message,
+        notice=row.notice,
         created_at=row.created_at,
         updated_at=row.updated_at,
         last_job=job,

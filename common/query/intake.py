@@ -22,16 +22,14 @@ from sqlalchemy import select
 from common.platform.config import Settings
 from common.platform.db import transaction
 from common.platform.errors import ApiError
+from common.platform.formats import ACCEPTED_TYPES, accepted_list, base_type
 from common.platform.models import Document, SourceType
 from common.platform.object_events import announce_finalized
 from common.platform.signed_urls import get_upload_signer
 from common.platform.sources import (
-    ACCEPTED_TYPES,
     MAX_TITLE_CHARS,
     MAX_URL_CHARS,
     DocumentSource,
-    accepted_list,
-    base_type,
     upsert_document,
 )
 from common.platform.storage import BlobInfo, get_blob_store

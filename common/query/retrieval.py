@@ -133,6 +133,7 @@ class RetrievedChunk:
     gcs_uri: str | None
     page_start: int | None
     page_end: int | None
+    location: str | None
     content: str
     token_count: int
     score: float  # cosine similarity in [-1, 1] (1 = same direction)
@@ -492,7 +493,8 @@ def _hybrid_sql(
         FROM fused
         WINDOW w AS (PARTITION BY document_id ORDER BY chunk_index)
     )
-    SELECT c.id, c.document_id, d.title, d.gcs_uri, c.page_start, c.page_end, c.content,
+    SELECT c.id, c.document_id, d.title, d.gcs_uri, c.page_start, c.page_end, c.location,
+           c.content,
            c.token_count, 1 - (c.embedding <=> CAST(:q AS vector)) AS score, f.rrf
     FROM smoothed f
     JOIN document_chunks c ON c.id = f.id
@@ -641,6 +643,7 @@ def search(
             gcs_uri=row.gcs_uri,
             page_start=row.page_start,
             page_end=row.page_end,
+            location=row.location,
             content=row.content,
             token_count=int(row.token_count),
             score=float(row.score),

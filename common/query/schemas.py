@@ -130,8 +130,16 @@ class Citation(BaseModel):
     document_id: uuid.UUID
     title: str
     gcs_uri: str | None
-    page_start: int | None
+    page_start: int | None = Field(
+        description="First page of the chunk: a PDF page, slide, sheet or image frame number."
+    )
     page_end: int | None
+    location: str | None = Field(
+        default=None,
+        description='Where the chunk is, as a reader finds it: "page 3", "slides 7-8", '
+        '"sheet Budget, rows 2-41", "records 12-20", with " (OCR)" when the text was '
+        "recognised from an image; null for formats without pages or rows.",
+    )
     snippet: str = Field(
         description=f"The start of the chunk's text (at most {SNIPPET_CHARS} chars)."
     )

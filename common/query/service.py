@@ -188,6 +188,7 @@ def _citation(
         gcs_uri=chunk.gcs_uri,
         page_start=chunk.page_start,
         page_end=chunk.page_end,
+        location=chunk.location,
         snippet=snippet(chunk.content),
         content=chunk.content if with_content else None,
     )
@@ -210,6 +211,7 @@ def _generation_request(
                 page_start=chunk.page_start,
                 page_end=chunk.page_end,
                 score=chunk.score,
+                location=chunk.location,
             )
             for number, chunk in enumerate(sources, start=1)
         ],

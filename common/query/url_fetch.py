@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import httpx
 
 from common.platform.errors import ApiError
-from common.platform.sources import ACCEPTED_TYPES, accepted_list, base_type
+from common.platform.formats import ACCEPTED_TYPES, accepted_list, base_type
 
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})

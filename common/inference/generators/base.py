@@ -23,6 +23,7 @@ class Source:
     page_start: int | None
     page_end: int | None
     score: float
+    location: str | None = None  # "slide 7", "sheet Budget, rows 2-41"
 
 
 @dataclass(frozen=True)

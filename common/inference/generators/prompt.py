@@ -31,7 +31,10 @@ def system_prompt(request: GenerationRequest, settings: Settings) -> str:
     return request.system_prompt or settings.system_prompt or DEFAULT_SYSTEM_PROMPT
 
 
-def pages_label(page_start: int | None, page_end: int | None) -> str:
+def pages_label(page_start: int | None, page_end: int | None, location: str | None = None) -> str:
+    """Where a source is: its location ("slide 7") when known, else its page numbers."""
+    if location:
+        return f" ({location})"
     if page_start is None:
         return ""
     if page_end is None or page_end == page_start:
@@ -41,7 +44,7 @@ def pages_label(page_start: int | None, page_end: int | None) -> str:
 
 def format_source(source: Source) -> str:
     title = source.title.strip() or "Untitled"
-    pages = pages_label(source.page_start, source.page_end)
+    pages = pages_label(source.page_start, source.page_end, source.location)
     return f"[{source.number}] {title}{pages}\n{source.content.strip()}"
 
 

@@ -13,7 +13,10 @@ import re
 from dataclasses import dataclass
 
 HEADING_MARK = "\ufdd0"
-_SPACE_AFTER_MARK = re.compile(HEADING_MARK + r"\s+")
+# Before each row or record a citation can name (see `common.ingestion.extractors.base`).
+ROW_MARK = "\ufdd1"
+_MARKS = re.compile(f"[{HEADING_MARK}{ROW_MARK}]")
+_SPACE_AFTER_MARK = re.compile(f"([{HEADING_MARK}{ROW_MARK}])\\s+")
 _NUMBERED = re.compile(
     r"^(\d{1,2}(?:\.\d{1,2}){0,3})[ ]+[A-Z][^\n]{1,78}(?<![.,;:])$", re.MULTILINE
 )
@@ -26,17 +29,25 @@ def clean_heading(text: str) -> str:
     return words if len(words) <= MAX_HEADING_CHARS else words[: MAX_HEADING_CHARS - 1] + "\u2026"
 
 
-def take_marks(text: str) -> tuple[str, list[int]]:
-    """The text without marks and the offset (in that text) where each mark stood."""
-    positions: list[int] = []
+def strip_marks(text: str) -> str:
+    """Text read from a document, without the mark characters (they are ours alone)."""
+    return _MARKS.sub("", text)
+
+
+def take_marks(text: str) -> tuple[str, list[int], list[int]]:
+    """The text without marks, and the offsets (in that text) where each HEADING_MARK and each
+    ROW_MARK stood, in order."""
+    headings: list[int] = []
+    rows: list[int] = []
     # A heading's text starts right after its mark: whitespace between them would survive the
     # mark's removal as a leading space or an extra blank line.
-    parts = _SPACE_AFTER_MARK.sub(HEADING_MARK, text).split(HEADING_MARK)
+    parts = _MARKS.split(_SPACE_AFTER_MARK.sub(r"\1", text))
+    kinds = _MARKS.findall(text)
     cursor = 0
-    for part in parts[:-1]:
+    for part, kind in zip(parts, kinds, strict=False):
         cursor += len(part)
-        positions.append(cursor)
-    return "".join(parts), positions
+        (headings if kind == HEADING_MARK else rows).append(cursor)
+    return "".join(parts), headings, rows
 
 
 @dataclass(frozen=True)

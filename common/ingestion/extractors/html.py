@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-from common.ingestion.extractors.headings import HEADING_MARK, clean_heading
+from common.ingestion.extractors.base import ExtractOptions, RawDocument, RawPage
+from common.ingestion.extractors.headings import HEADING_MARK, clean_heading, strip_marks
+from common.ingestion.extractors.text import decode_text
 
 _INVISIBLE = frozenset(
     {
@@ -46,6 +48,15 @@ _WHITESPACE = re.compile(r"\s+")
 _META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9_.:-]+)", re.IGNORECASE)
 
 
+def extract(data: bytes, options: ExtractOptions) -> RawDocument:
+    """An HTML page: its visible text and headings, one page."""
+    source = decode_text(data, declared_charset=options.charset or declared_charset(data))
+    text, levels = html_outline(source)
+    return RawDocument(
+        [RawPage(text, headings=levels)], empty_message="no visible text in the HTML"
+    )
+
+
 def declared_charset(data: bytes) -> str | None:
     """The charset a <meta> tag declares in the first 4 KiB, as browsers look for it."""
     match = _META_CHARSET.search(data[:4096])
@@ -62,7 +73,7 @@ def html_outline(source: str) -> tuple[str, list[tuple[int, str]]]:
     """The visible text with HEADING_MARK before each non-empty <h1>-<h6>, and their (level,
     text) in order (see `common.ingestion.extractors.headings`)."""
     parser = _VisibleText()
-    parser.feed(source.replace(HEADING_MARK, ""))
+    parser.feed(strip_marks(source))
     parser.close()
     return parser.text(), parser.headings
 

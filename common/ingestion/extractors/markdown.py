@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import re
 
-from common.ingestion.extractors.headings import HEADING_MARK, clean_heading
+from common.ingestion.extractors.base import ExtractOptions, RawDocument, RawPage
+from common.ingestion.extractors.headings import HEADING_MARK, clean_heading, strip_marks
+from common.ingestion.extractors.text import decode_text
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
@@ -39,6 +41,12 @@ _STRIKE = re.compile(r"~~(?=\S)(.+?)(?<=\S)~~")
 _ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|>~])")
 
 
+def extract(data: bytes, options: ExtractOptions) -> RawDocument:
+    """A Markdown file: its text and headings, one page."""
+    text, levels = markdown_outline(decode_text(data, declared_charset=options.charset))
+    return RawDocument([RawPage(text, headings=levels)])
+
+
 def markdown_to_text(source: str) -> str:
     """Plain text of a Markdown document (normalisation of whitespace happens afterwards)."""
     text, _ = markdown_outline(source)
@@ -49,7 +57,7 @@ def markdown_outline(source: str) -> tuple[str, list[tuple[int, str]]]:
     """The plain text with HEADING_MARK before each non-empty heading, and their (level, text)
     in order (see `common.ingestion.extractors.headings`)."""
     headings: list[tuple[int, str]] = []
-    source = _FRONT_MATTER.sub("", source.replace(HEADING_MARK, "").replace("\r\n", "\n"))
+    source = _FRONT_MATTER.sub("", strip_marks(source).replace("\r\n", "\n"))
     source = _HTML_COMMENT.sub("", source)
     out: list[str] = []
     in_fence: str | None = None

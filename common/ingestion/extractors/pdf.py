@@ -13,7 +13,8 @@ import struct
 import zlib
 from typing import TYPE_CHECKING, Any
 
-from common.ingestion.extractors.headings import clean_heading
+from common.ingestion.extractors.base import ExtractOptions, RawDocument, RawPage
+from common.ingestion.extractors.headings import clean_heading, strip_marks
 from common.platform.errors import PermanentIngestionError
 
 if TYPE_CHECKING:
@@ -41,6 +42,22 @@ _PARSER_ERRORS: tuple[type[BaseException], ...] = (
     struct.error,
     zlib.error,
 )
+
+
+NO_TEXT = "no extractable text (scanned or image-only PDF?); OCR is not supported"
+
+
+def extract(data: bytes, options: ExtractOptions) -> RawDocument:
+    """Every page's text layer, the outline as headings (numbered lines when there is none)."""
+    pages, outline = extract_pdf(data, max_pages=options.max_pages)
+    return RawDocument(
+        [RawPage(strip_marks(text)) for text in pages],
+        paged=True,
+        form="NFKC",
+        empty_message=NO_TEXT,
+        outline=outline,
+        numbered_headings=True,
+    )
 
 
 def extract_pdf_pages(data: bytes, *, max_pages: int) -> list[str]:

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import codecs
 
+from common.ingestion.extractors.base import ExtractOptions, RawDocument, RawPage
+from common.ingestion.extractors.headings import strip_marks
 from common.platform.errors import PermanentIngestionError
+from common.platform.formats import SUPPORTED
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32-le"),
@@ -26,6 +29,12 @@ _TEXT_BYTES = bytes(b for b in range(256) if b not in _BINARY_BYTES)
 # (they are removed by normalisation); without valid UTF-8 we accept almost none.
 _MAX_BINARY_SHARE_UTF8 = 0.05
 _MAX_BINARY_SHARE_LEGACY = 0.005
+
+
+def extract(data: bytes, options: ExtractOptions) -> RawDocument:
+    """A plain text file: one page."""
+    source = decode_text(data, declared_charset=options.charset)
+    return RawDocument([RawPage(strip_marks(source))])
 
 
 def decode_text(data: bytes, *, declared_charset: str | None = None) -> str:
@@ -78,6 +87,5 @@ def _binary_share(data: bytes) -> float:
 
 def _binary() -> PermanentIngestionError:
     return PermanentIngestionError(
-        "the file does not look like text (it contains binary data); "
-        "supported: PDF, Word (.docx), plain text, Markdown, HTML"
+        f"the file does not look like text (it contains binary data); supported: {SUPPORTED}"
     )
