@@ -114,6 +114,8 @@ locals {
         AI_INFRA_DB_IAM_USER     = local.db_users["chunk_embed"]
         AI_INFRA_DB_POOL_SIZE    = 1
         AI_INFRA_DB_MAX_OVERFLOW = 1
+        AI_INFRA_PARSER          = var.parser
+        AI_INFRA_PARSER_MODEL    = var.parser_model
       }
     }
     dead-letter = {

@@ -277,6 +277,23 @@ variable "max_pdf_pages" {
   default     = 2000
 }
 
+variable "parser" {
+  description = "Who reads page images (scans, photos, image-only PDF pages) in chunk-embed: local (PP-OCR through onnxruntime, inside the function), gemini (Vertex AI) or none (documents without a text layer fail)."
+  type        = string
+  default     = "local"
+
+  validation {
+    condition     = contains(["local", "gemini", "none"], var.parser)
+    error_message = "parser must be local, gemini or none."
+  }
+}
+
+variable "parser_model" {
+  description = "Gemini model that transcribes page images when parser = gemini."
+  type        = string
+  default     = "gemini-2.5-flash"
+}
+
 variable "settings_overrides" {
   description = "Tuning settings for every function that otherwise keep the code's defaults (see common/platform/config.py), e.g. { AI_INFRA_CHUNK_TOKENS = \"384\" }."
   type        = map(string)
@@ -305,6 +322,9 @@ variable "settings_overrides" {
         "AI_INFRA_URL_FETCH_TIMEOUT_SECONDS",
         "AI_INFRA_RERANK_CANDIDATES",
         "AI_INFRA_RERANK_TIMEOUT_SECONDS",
+        "AI_INFRA_MAX_SHEET_ROWS",
+        "AI_INFRA_MAX_IMAGE_PIXELS",
+        "AI_INFRA_OCR_DPI",
       ], name)
     ])
     error_message = "settings_overrides takes only the tuning settings listed in variables.tf; the others have their own variables or are set by Terraform."

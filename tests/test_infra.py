@@ -99,6 +99,9 @@ TUNABLE = set(
         "url_fetch_timeout_seconds",
         "rerank_candidates",
         "rerank_timeout_seconds",
+        "max_sheet_rows",
+        "max_image_pixels",
+        "ocr_dpi",
     ]
 )
 LOCAL_ONLY = set(

@@ -212,7 +212,7 @@ def test_redirects_to_internal_addresses_are_refused(
         ({"url": "http:///nohost"}, "invalid_url", "no host"),
         ({"url": "http://no-such-host.invalid/"}, "fetch_failed", "does not resolve"),
         ({"url": "PAGES/missing"}, "fetch_failed", "answered 404"),
-        ({"url": "PAGES/image.png"}, "unsupported_type", "image/png"),
+        ({"url": "PAGES/clip.mp4"}, "unsupported_type", "video/mp4"),
         ({"url": f"PAGES/big.txt?bytes={MAX_FILE_BYTES + 1}"}, "file_too_large", "file limit"),
         ({"url": "PAGES/page.html", "text": "both"}, "validation_error", "either url or text"),
         ({"text": "no title"}, "validation_error", "title"),

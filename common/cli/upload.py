@@ -5,7 +5,6 @@ Eventarc, so when `AI_INFRA_EVENT_SINK_URL` is set the same CloudEvent is posted
 """
 
 import hashlib
-import mimetypes
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -31,6 +30,7 @@ from common.cli.output import console, emit, table, warn
 from common.cli.resolve import find_project
 from common.platform.config import Mode, Settings
 from common.platform.db import is_database_unavailable, transaction
+from common.platform.formats import sniff_mime_type
 from common.platform.storage import BlobInfo, BlobStore, get_blob_store
 
 # Outcomes of one file's transfer.
@@ -137,7 +137,7 @@ def transfer(item: Item, store: BlobStore, settings: Settings) -> None:
     if existing is not None and existing.md5_hex == md5_hex(data):
         item.outcome, item.generation = UNCHANGED, existing.generation
         return
-    content_type = mimetypes.guess_type(item.path.name)[0]
+    content_type = sniff_mime_type(item.path.name, None)
     blob = store.upload(settings.bucket, item.object_name, data, content_type)
     item.outcome, item.generation = UPLOADED, blob.generation
     if settings.event_sink_url:
