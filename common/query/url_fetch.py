@@ -19,7 +19,13 @@ from dataclasses import dataclass
 import httpx
 
 from common.platform.errors import ApiError
-from common.platform.formats import ACCEPTED_TYPES, accepted_list, base_type
+from common.platform.formats import (
+    ACCEPTED_TYPES,
+    GENERIC_MIME_TYPES,
+    accepted_list,
+    base_type,
+    sniff_mime_type,
+)
 
 MAX_REDIRECTS = 5
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -213,6 +219,9 @@ class UrlFetcher:
         if response.status_code != 200:
             raise failed(f"the server answered {response.status_code}")
         declared = response.headers.get("content-type", "")
+        if base_type(declared) in GENERIC_MIME_TYPES:
+            # Servers often send office files and images as octet-stream: the path names them.
+            declared = sniff_mime_type(response.request.url.path, None) or declared
         if base_type(declared) not in ACCEPTED_TYPES:
             shown = base_type(declared) or "no content type"
             raise ApiError(
