@@ -28,7 +28,7 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
-from sqlalchemy.dialects.postgresql import TSVECTOR, UUID
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from common.platform.config import get_settings
@@ -161,7 +161,16 @@ class ApiKeyRateWindow(Base):
 class Document(Base):
     __tablename__ = "documents"
     # One document per project and object URI: the upsert key of the ingest trigger.
-    __table_args__ = (UniqueConstraint("project_id", "gcs_uri"),)
+    __table_args__ = (
+        UniqueConstraint("project_id", "gcs_uri"),
+        # Filters' equality and list tests are containment (`@>`): jsonb_path_ops serves them.
+        Index(
+            "ix_documents_attributes",
+            "attributes",
+            postgresql_using="gin",
+            postgresql_ops={"attributes": "jsonb_path_ops"},
+        ),
+    )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
     team_id: Mapped[uuid.UUID] = mapped_column(
@@ -198,10 +207,56 @@ class Document(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     # What the ready chunks leave out or guessed (rows past the cap, unreadable pages).
     notice: Mapped[str | None] = mapped_column(Text)
+    # The object's name under its project ("contracts/2025/lease.pdf"): the `path` attribute.
+    path: Mapped[str | None] = mapped_column(Text)
+    # Attributes (common.platform.attributes): those of the object's own custom metadata, and
+    # the effective ones filters see (the sidecar's win over the object's).
+    object_attributes: Mapped[dict[str, object]] = mapped_column(
+        JSONB, nullable=False, server_default="{}"
+    )
+    attributes: Mapped[dict[str, object]] = mapped_column(
+        JSONB, nullable=False, server_default="{}"
+    )
+    # Why the last metadata (object metadata or sidecar) was not applied; the document is fine.
+    metadata_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
     )
+
+
+class DocumentSidecar(Base):
+    """The live `<path>.metadata.json` of a project path: kept apart from its document, which
+    may arrive before or after it, and applied to it whenever either changes."""
+
+    __tablename__ = "document_sidecars"
+
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    path: Mapped[str] = mapped_column(Text, primary_key=True)  # the document's path
+    generation: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    attributes: Mapped[dict[str, object]] = mapped_column(
+        JSONB, nullable=False, server_default="{}"
+    )
+    # Why this generation's attributes could not be used (bad JSON, a type conflict).
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now(), onupdate=func.now()
+    )
+
+
+class ProjectAttributeType(Base):
+    """Each attribute name's type in a project: set by its first use, enforced after."""
+
+    __tablename__ = "project_attribute_types"
+
+    project_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    type: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = _created_at()
 
 
 class IngestionJob(Base):
