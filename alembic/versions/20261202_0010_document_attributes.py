@@ -1,4 +1,4 @@
-"""Document attributes: documents.path / object_attributes / attributes / metadata_error, the
+"""Document attributes: documents.path / object_attributes / attributes / (object_)metadata_error, the
 sidecar table and each project's attribute types.
 
 `path` is backfilled from the object URI (`gs://bucket/<project_id>/<path>`); attributes start
@@ -42,6 +42,7 @@ def upgrade() -> None:
             nullable=False,
         ),
     )
+    op.add_column("documents", sa.Column("object_metadata_error", sa.Text(), nullable=True))
     op.add_column("documents", sa.Column("metadata_error", sa.Text(), nullable=True))
     op.execute(
         "UPDATE documents SET path = regexp_replace(gcs_uri, '^gs://[^/]+/[^/]+/', '') "
@@ -100,6 +101,7 @@ def downgrade() -> None:
     op.drop_table("document_sidecars")
     op.drop_index("ix_documents_attributes", table_name="documents", postgresql_using="gin")
     op.drop_column("documents", "metadata_error")
+    op.drop_column("documents", "object_metadata_error")
     op.drop_column("documents", "attributes")
     op.drop_column("documents", "object_attributes")
     op.drop_column("documents", "path")

@@ -24,6 +24,13 @@ from sqlalchemy.orm import Session
 
 from common.platform.config import get_settings
 from common.platform.db import transaction
+from common.platform.document_attributes import (
+    forget_sidecar,
+    record_sidecar,
+    refresh,
+    sidecar_attributes,
+    sidecar_target,
+)
 from common.platform.events import JobMessage, StorageObjectEvent
 from common.platform.formats import sniff_mime_type
 from common.platform.messaging import get_publisher
@@ -35,7 +42,7 @@ from common.platform.models import (
     Project,
 )
 from common.platform.sources import upsert_document
-from common.platform.storage import get_blob_store
+from common.platform.storage import ObjectGoneError, get_blob_store
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +53,7 @@ class Outcome(StrEnum):
     UNCHANGED = "unchanged"
     IGNORED = "ignored"
     DELETED = "deleted"
+    METADATA = "metadata"  # a sidecar: attributes changed, nothing re-embedded
 
 
 @dataclass(frozen=True)
@@ -77,6 +85,9 @@ def handle_object_finalized(event: StorageObjectEvent) -> IngestResult:
     live = get_blob_store().stat(event.bucket, event.name)
     if live is None or live.generation != event.generation:
         return _ignored(event, "this generation is no longer the live object")
+    target = sidecar_target(path)
+    if target is not None:
+        return _sidecar_finalized(event, project_id, target)
     with transaction() as session:
         team_id = session.scalar(select(Project.team_id).where(Project.id == project_id))
         if team_id is None:
@@ -125,7 +136,15 @@ def handle_object_deleted(event: StorageObjectEvent) -> IngestResult:
     parsed = parse_object_name(event.name)
     if parsed is None:
         return _ignored(event, "object name is not <project_id>/<path> (or is a folder)")
-    project_id, _ = parsed
+    project_id, path = parsed
+    target = sidecar_target(path)
+    if target is not None:
+        with transaction() as session:
+            if forget_sidecar(
+                session, project_id=project_id, path=target, generation=event.generation
+            ):
+                refresh(session, project_id, target)
+        return IngestResult(Outcome.METADATA)
     with transaction() as session:
         document = session.scalar(
             select(Document)
@@ -139,6 +158,35 @@ def handle_object_deleted(event: StorageObjectEvent) -> IngestResult:
         session.execute(delete(Document).where(Document.id == document.id))
     logger.info("document deleted with its object", extra={"document_id": str(document.id)})
     return IngestResult(Outcome.DELETED, document_id=document.id)
+
+
+def _sidecar_finalized(
+    event: StorageObjectEvent, project_id: uuid.UUID, target: str
+) -> IngestResult:
+    """A `<path>.metadata.json`: the attributes of the document at `path`, now or when it comes."""
+    try:
+        data = get_blob_store().download(event.bucket, event.name, event.generation)
+    except ObjectGoneError:
+        return _ignored(event, "this generation is no longer the live object")
+    with transaction() as session:
+        if session.scalar(select(Project.id).where(Project.id == project_id)) is None:
+            return _ignored(event, "unknown project")
+        attributes, error = sidecar_attributes(session, project_id, data, event.name)
+        stored = record_sidecar(
+            session,
+            project_id=project_id,
+            path=target,
+            generation=event.generation,
+            attributes=attributes,
+            error=error,
+        )
+        document = refresh(session, project_id, target) if stored else None
+        document_id = document.id if document else None
+    logger.info(
+        "sidecar recorded" if stored else "sidecar ignored: a newer generation is recorded",
+        extra={"document_id": str(document_id) if document_id else None, "error": bool(error)},
+    )
+    return IngestResult(Outcome.METADATA, document_id=document_id)
 
 
 def reprocess_document(document_id: uuid.UUID) -> uuid.UUID:

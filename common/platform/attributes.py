@@ -222,21 +222,27 @@ def check_name(path: str, name: str) -> None:
         raise AttributeValueError(path, f"'{name}' is set automatically and cannot be given")
 
 
-def parse_json_attributes(raw: object, *, path: str = "metadata") -> dict[str, AttributeValue]:
-    """Attributes from a JSON object (the API, sidecars), checked by `check_limits`."""
+def parse_json_attributes(
+    raw: object, *, path: str = "metadata", removals: bool = False
+) -> dict[str, AttributeValue | None]:
+    """Attributes from a JSON object (the API, sidecars), checked by `check_limits`; with
+    `removals`, null marks a name to remove (merge-patch style)."""
     if not isinstance(raw, Mapping):
         raise AttributeValueError(path, "must be an object of attribute names to values")
-    values: dict[str, AttributeValue] = {}
+    values: dict[str, AttributeValue | None] = {}
     for name, value in raw.items():
         check_name(f"{path}.{name}", str(name))
+        if value is None and removals:
+            values[str(name)] = None
+            continue
         values[str(name)] = parse_json_value(f"{path}.{name}", value)
     check_limits(values, path=path)
     return values
 
 
-def parse_sidecar(data: bytes) -> dict[str, AttributeValue]:
+def parse_sidecar(data: bytes) -> dict[str, AttributeValue | None]:
     """A `<file>.metadata.json` sidecar: Bedrock's `{"metadataAttributes": {...}}` (or the
-    attributes object itself)."""
+    attributes object itself); null removes an attribute of the object's own metadata."""
     if len(data) > 4 * MAX_BYTES:
         raise AttributeValueError("sidecar", f"is larger than {4 * MAX_BYTES} bytes")
     try:
@@ -247,7 +253,7 @@ def parse_sidecar(data: bytes) -> dict[str, AttributeValue]:
         ) from None
     if isinstance(document, Mapping) and "metadataAttributes" in document:
         document = document["metadataAttributes"]
-    return parse_json_attributes(document, path="sidecar")
+    return parse_json_attributes(document, path="sidecar", removals=True)
 
 
 def parse_object_metadata(
@@ -265,7 +271,7 @@ def parse_object_metadata(
     return values
 
 
-def check_limits(values: Mapping[str, AttributeValue], *, path: str = "metadata") -> None:
+def check_limits(values: Mapping[str, AttributeValue | None], *, path: str = "metadata") -> None:
     if len(values) > MAX_ATTRIBUTES:
         raise AttributeValueError(path, f"at most {MAX_ATTRIBUTES} attributes per document")
     size = len(json.dumps(values, ensure_ascii=False).encode())

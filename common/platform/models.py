@@ -217,7 +217,9 @@ class Document(Base):
     attributes: Mapped[dict[str, object]] = mapped_column(
         JSONB, nullable=False, server_default="{}"
     )
-    # Why the last metadata (object metadata or sidecar) was not applied; the document is fine.
+    # Why the object's metadata was not applied, and what users see: that and the sidecar's
+    # error (`document_sidecars.error`); the document and its chunks are fine either way.
+    object_metadata_error: Mapped[str | None] = mapped_column(Text)
     metadata_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _created_at()
     updated_at: Mapped[datetime] = mapped_column(

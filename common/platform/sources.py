@@ -14,10 +14,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from common.platform.document_attributes import object_attributes, refresh
 from common.platform.models import Document, DocumentStatus, SourceType
 from common.platform.storage import BlobInfo
 
@@ -84,6 +85,7 @@ def upsert_document(
         "source_type": source.source_type,
         "source_url": source.source_url,
         "gcs_uri": blob.gcs_uri,
+        "path": path,
         "mime_type": mime_type,
         "status": DocumentStatus.UPLOADED,
         "generation": blob.generation,
@@ -100,14 +102,33 @@ def upsert_document(
         where=Document.generation.is_(None) | (Document.generation < blob.generation),
     ).returning(Document.id)
     document_id = session.scalar(upsert)
-    if document_id is not None:
-        return document_id
-    # No row changed: either this generation is already recorded (a duplicate event, fine)
-    # or a newer one is.
-    return session.scalar(
-        select(Document.id).where(
-            Document.project_id == project_id,
-            Document.gcs_uri == blob.gcs_uri,
-            Document.generation == blob.generation,
+    if document_id is None:
+        # No row changed: either this generation is already recorded (a duplicate event,
+        # fine) or a newer one is.
+        document_id = session.scalar(
+            select(Document.id).where(
+                Document.project_id == project_id,
+                Document.gcs_uri == blob.gcs_uri,
+                Document.generation == blob.generation,
+            )
         )
+    if document_id is not None:
+        _apply_object_metadata(session, document_id, project_id, path, blob.metadata)
+    return document_id
+
+
+def _apply_object_metadata(
+    session: Session,
+    document_id: uuid.UUID,
+    project_id: uuid.UUID,
+    path: str,
+    metadata: Mapping[str, str],
+) -> None:
+    """This generation's object metadata as attributes, overlaid with the path's sidecar."""
+    values, error = object_attributes(session, project_id, metadata)
+    session.execute(
+        update(Document)
+        .where(Document.id == document_id)
+        .values(object_attributes=values, object_metadata_error=error)
     )
+    refresh(session, project_id, path)
