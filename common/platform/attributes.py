@@ -329,3 +329,28 @@ def register_types(
         },
     )
     return typed(values, known_types(session, project_id), path=path)
+
+
+def document_attributes(
+    own: Mapping[str, object] | None,
+    *,
+    path: str | None,
+    mime_type: str | None,
+    source_type: str | None,
+    created_at: datetime | None,
+    updated_at: datetime | None,
+) -> dict[str, object]:
+    """What citations and listings show: the document's own attributes and the automatic ones
+    (which filters compute the same way in SQL, see `common.query.filters`)."""
+    from common.platform.formats import kind_of_mime
+
+    kind = kind_of_mime(mime_type)
+    automatic: dict[str, object] = {
+        Automatic.PATH: path,
+        Automatic.FOLDER: path.rpartition("/")[0] if path else None,
+        Automatic.FILE_TYPE: kind.value if kind else "other",
+        Automatic.SOURCE_TYPE: source_type,
+        Automatic.CREATED_AT: format_date(created_at) if created_at else None,
+        Automatic.UPDATED_AT: format_date(updated_at) if updated_at else None,
+    }
+    return {**dict(own or {}), **{str(k): v for k, v in automatic.items() if v is not None}}

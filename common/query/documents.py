@@ -19,8 +19,10 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from common.platform.attributes import document_attributes
 from common.platform.errors import ApiError
 from common.platform.models import DocumentStatus
+from common.query.filters import CompiledFilter
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +58,9 @@ class DocumentView(BaseModel):
     embedding_model: str | None
     error_message: str | None
     notice: str | None
+    attributes: dict[str, Any]
+    # Why the last object metadata or sidecar was not applied (the document itself is fine).
+    metadata_error: str | None
     created_at: datetime
     updated_at: datetime
     last_job: JobView | None
@@ -76,6 +81,7 @@ _SELECT = """
     SELECT d.id, d.project_id, d.title, d.source_type::text AS source_type, d.source_url, d.gcs_uri,
            d.mime_type, d.status::text AS status, d.size_bytes, d.chunk_count,
            d.embedding_model, d.error_message, d.notice, d.created_at, d.updated_at,
+           d.attributes, d.path, d.metadata_error,
            j.id AS job_id, j.status::text AS job_status, j.error_message AS job_error,
            j.notice AS job_notice,
            j.attempts AS job_attempts, j.chunks_created AS job_chunks,
@@ -88,7 +94,7 @@ _SELECT = """
     ) j ON true
 """
 
-_LIST = text(
+_LIST = (
     _SELECT
     + """
     WHERE d.project_id = :project_id AND d.team_id = :team_id
@@ -96,10 +102,12 @@ _LIST = text(
       AND (CAST(:after_created AS timestamptz) IS NULL
            OR (d.created_at, d.id) < (CAST(:after_created AS timestamptz),
                                       CAST(:after_id AS uuid)))
+      AND {filter}
     ORDER BY d.created_at DESC, d.id DESC
     LIMIT :limit
     """
 )
+_LIST_ALL = text(_LIST.format(filter="true"))
 
 _GET = text(_SELECT + " WHERE d.id = :document_id AND d.team_id = :team_id")
 
@@ -133,6 +141,15 @@ def _view(row: Any) -> DocumentView:
         embedding_model=row.embedding_model,
         error_message=row.error_message,
         notice=row.notice,
+        attributes=document_attributes(
+            row.attributes,
+            path=row.path,
+            mime_type=row.mime_type,
+            source_type=row.source_type,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+        ),
+        metadata_error=row.metadata_error,
         created_at=row.created_at,
         updated_at=row.updated_at,
         last_job=job,
@@ -162,14 +179,17 @@ def list_documents(
     limit: int = DEFAULT_PAGE_SIZE,
     cursor: str | None = None,
     status: DocumentStatus | None = None,
+    document_filter: CompiledFilter | None = None,
 ) -> DocumentPage:
     """One page of a project's documents, newest first; the caller checked project ownership."""
     if not 1 <= limit <= MAX_PAGE_SIZE:
         raise ApiError(422, "validation_error", f"limit: must be between 1 and {MAX_PAGE_SIZE}")
     after_created, after_id = decode_cursor(cursor) if cursor else (None, None)
+    statement = text(_LIST.format(filter=document_filter.sql)) if document_filter else _LIST_ALL
     rows = session.execute(
-        _LIST,
+        statement,
         {
+            **(document_filter.params if document_filter else {}),
             "project_id": project_id,
             "team_id": team_id,
             "status": status.value if status else None,

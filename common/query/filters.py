@@ -53,12 +53,13 @@ LEAVES = (
 COMBINATORS = ("andAll", "orAll", "not")
 OPERATORS = (*LEAVES, *COMBINATORS)
 
+# As `document_attributes` names it: the format's kind, any other text/* is text.
 _FILE_TYPE = (
     "CASE d.mime_type "
     + " ".join(
         f"WHEN '{mime}' THEN '{fmt.kind.value}'" for fmt in FORMATS for mime in fmt.mime_types
     )
-    + " ELSE 'other' END"
+    + " ELSE CASE WHEN d.mime_type LIKE 'text/%' THEN 'text' ELSE 'other' END END"
 )
 # Automatic attributes as SQL over the documents row (text, or timestamptz for the dates).
 _AUTOMATIC_SQL = {
@@ -82,6 +83,16 @@ class CompiledFilter:
 
     sql: str
     params: dict[str, Any] = field(default_factory=dict)
+
+
+def parse_filter_text(raw: str, *, path: str = "filter") -> object:
+    """A filter given as JSON text (a query parameter, the CLI's --filter)."""
+    try:
+        return json.loads(raw)
+    except ValueError as error:
+        raise filter_error(
+            path, f"not valid JSON ({error.args[0] if error.args else error})"
+        ) from None
 
 
 def compile_filter(
@@ -266,3 +277,67 @@ class _Compiler:
                 f"THEN d.attributes -> {name} ELSE '[]' END) AS e(t)), false)"
             )
         return f"coalesce((SELECT {test} FROM (SELECT d.attributes ->> {name} AS t) x), false)"
+
+
+def _leaf_schema(operator: str) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": "object",
+        "properties": {"key": {"type": "string", "minLength": 1, "maxLength": 64}},
+        "required": ["key"],
+        "additionalProperties": False,
+    }
+    if operator != "exists":
+        value: dict[str, Any] = (
+            {"type": "array", "minItems": 1, "maxItems": MAX_LIST_ITEMS}
+            if operator in ("in", "notIn")
+            else {
+                "type": ["string", "number", "boolean"]
+                if operator in ("equals", "notEquals")
+                else ["string", "number"]
+                if operator in COMPARISONS
+                else "string"
+            }
+        )
+        body["properties"]["value"] = value
+        body["required"] = ["key", "value"]
+    return {
+        "type": "object",
+        "properties": {operator: body},
+        "required": [operator],
+        "additionalProperties": False,
+    }
+
+
+# The language as JSON Schema, for the OpenAPI document (recursion through $defs would need a
+# components entry; combinators accept any filter object, checked on use with a 422 that names
+# the offending part).
+FILTER_SCHEMA: dict[str, Any] = {
+    "description": "A document filter: one operator per object. Leaves: "
+    + ", ".join(LEAVES)
+    + " ({key, value}; exists takes only key); combinators: andAll and orAll (lists of "
+    "filters), not (a filter).",
+    "type": "object",
+    "minProperties": 1,
+    "maxProperties": 1,
+    "oneOf": [
+        *(_leaf_schema(operator) for operator in LEAVES),
+        {
+            "type": "object",
+            "properties": {"andAll": {"type": "array", "minItems": 1, "items": {"type": "object"}}},
+            "required": ["andAll"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "properties": {"orAll": {"type": "array", "minItems": 1, "items": {"type": "object"}}},
+            "required": ["orAll"],
+            "additionalProperties": False,
+        },
+        {
+            "type": "object",
+            "properties": {"not": {"type": "object"}},
+            "required": ["not"],
+            "additionalProperties": False,
+        },
+    ],
+}

@@ -38,16 +38,18 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import numpy as np
 from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
+from common.platform.attributes import document_attributes
 from common.platform.config import Settings
 from common.platform.errors import ApiError
 from common.platform.models import TS_CONFIG
+from common.query.filters import CompiledFilter
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,8 @@ class RetrievedChunk:
     token_count: int
     score: float  # cosine similarity in [-1, 1] (1 = same direction)
     rrf_score: float
+    # The document's attributes, its own and the automatic ones (see common.platform.attributes).
+    attributes: dict[str, object] = field(default_factory=dict)
 
 
 class EmbeddingModelMismatchError(ApiError):
@@ -176,7 +180,29 @@ _SEARCHABLE = text(
 
 
 def _ids(document_ids: Sequence[uuid.UUID] | None) -> list[uuid.UUID] | None:
-    return list(document_ids) if document_ids else None
+    return list(document_ids) if document_ids is not None else None
+
+
+def matching_documents(
+    session: Session,
+    project_id: uuid.UUID,
+    document_filter: CompiledFilter,
+    document_ids: Sequence[uuid.UUID] | None = None,
+) -> list[uuid.UUID]:
+    """The searchable documents a filter keeps (and `document_ids` names, when given).
+
+    Documents are few beside their chunks (tens of thousands in the biggest project), so the
+    filter runs on them alone; the search then treats the result like `document_ids`, and the
+    first round trip sizes the plan by their chunks: a selective filter is ranked exactly, a
+    broad one walks the graph with an iterative scan.
+    """
+    statement = text(
+        "SELECT d.id FROM documents d WHERE d.project_id = :project_id AND d.status <> 'failed' "
+        "AND (CAST(:document_ids AS uuid[]) IS NULL OR d.id = ANY(CAST(:document_ids AS uuid[]))) "
+        f"AND {document_filter.sql}"
+    )
+    params = {"project_id": project_id, "document_ids": _ids(document_ids)}
+    return list(session.scalars(statement, {**params, **document_filter.params}))
 
 
 def check_embedding_model(
@@ -494,7 +520,8 @@ def _hybrid_sql(
         WINDOW w AS (PARTITION BY document_id ORDER BY chunk_index)
     )
     SELECT c.id, c.document_id, d.title, d.gcs_uri, c.page_start, c.page_end, c.location,
-           c.content,
+           c.content, d.attributes, d.path, d.mime_type, CAST(d.source_type AS text) AS source,
+           d.created_at, d.updated_at,
            c.token_count, 1 - (c.embedding <=> CAST(:q AS vector)) AS score, f.rrf
     FROM smoothed f
     JOIN document_chunks c ON c.id = f.id
@@ -556,8 +583,11 @@ def _prepared(
     document_ids: Sequence[uuid.UUID] | None,
     arms: str,
     fusion: Fusion,
+    document_filter: CompiledFilter | None = None,
 ) -> tuple[TextClause, dict[str, object]]:
     """Configure this transaction's search and return the statement with its parameters."""
+    if document_filter is not None:
+        document_ids = matching_documents(session, project_id, document_filter, document_ids)
     dense_candidates = max(top_k * fusion.dense_candidates_per_result, fusion.min_candidates)
     chunks, terms = _prepare(
         session,
@@ -570,7 +600,9 @@ def _prepared(
     )
     exact = chunks <= exact_max_chunks
     keyword_index = terms.use_index
-    statement = _STATEMENTS[(bool(document_ids), min_score is not None, arms, exact, keyword_index)]
+    statement = _STATEMENTS[
+        (document_ids is not None, min_score is not None, arms, exact, keyword_index)
+    ]
     params: dict[str, object] = {
         "q": vector_literal(query_vector),
         "question": question,
@@ -595,7 +627,7 @@ def _prepared(
         "neighbour_weight": fusion.neighbour_weight if arms == "hybrid" else 0.0,
         "top_k": top_k,
     }
-    if document_ids:
+    if document_ids is not None:
         params["document_ids"] = list(document_ids)
     if min_score is not None:
         params["min_score"] = float(min_score)
@@ -613,6 +645,7 @@ def search(
     exact_max_chunks: int = EXACT_SEARCH_MAX_CHUNKS,
     min_score: float | None = None,
     document_ids: Sequence[uuid.UUID] | None = None,
+    document_filter: CompiledFilter | None = None,
     arms: str = "hybrid",
     fusion: Fusion = DEFAULT_FUSION,
 ) -> list[RetrievedChunk]:
@@ -630,6 +663,7 @@ def search(
         exact_max_chunks=exact_max_chunks,
         min_score=min_score,
         document_ids=document_ids,
+        document_filter=document_filter,
         arms=arms,
         fusion=fusion,
     )
@@ -648,6 +682,14 @@ def search(
             token_count=int(row.token_count),
             score=float(row.score),
             rrf_score=float(row.rrf),
+            attributes=document_attributes(
+                row.attributes,
+                path=row.path,
+                mime_type=row.mime_type,
+                source_type=row.source,
+                created_at=row.created_at,
+                updated_at=row.updated_at,
+            ),
         )
         for rank, row in enumerate(rows, start=1)
     ]
@@ -663,6 +705,7 @@ def explain_search(
     ef_search: int,
     exact_max_chunks: int = EXACT_SEARCH_MAX_CHUNKS,
     document_ids: Sequence[uuid.UUID] | None = None,
+    document_filter: CompiledFilter | None = None,
 ) -> str:
     """Postgres's plan for the statement `search` would run now (bench/query.py prints it)."""
     statement, params = _prepared(
@@ -675,6 +718,7 @@ def explain_search(
         exact_max_chunks=exact_max_chunks,
         min_score=None,
         document_ids=document_ids,
+        document_filter=document_filter,
         arms="hybrid",
         fusion=DEFAULT_FUSION,
     )

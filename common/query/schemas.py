@@ -12,9 +12,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
+
+from common.query.filters import FILTER_SCHEMA
 
 MAX_QUESTION_CHARS = 4000
 MAX_SYSTEM_PROMPT_CHARS = 8000
@@ -94,6 +97,11 @@ class QueryRequest(BaseModel):
     document_ids: Annotated[
         list[uuid.UUID] | None, Field(min_length=1, max_length=MAX_DOCUMENT_FILTER)
     ] = None
+    filter: Annotated[dict[str, Any], WithJsonSchema(FILTER_SCHEMA)] | None = Field(
+        default=None,
+        description="Only documents whose attributes match (see README 'Attributes and "
+        "filters'); combined with document_ids when both are given.",
+    )
     stream: bool = False
 
     @field_validator("question")
@@ -145,6 +153,11 @@ class Citation(BaseModel):
     )
     content: str | None = Field(
         default=None, description="The chunk's full text (retrieve mode only)."
+    )
+    attributes: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The document's attributes: its own and the automatic ones (path, folder, "
+        "file_type, source_type, created_at, updated_at).",
     )
 
 

@@ -33,9 +33,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from common.platform.attributes import known_types
 from common.platform.config import Settings, get_settings
 from common.platform.db import transaction
 from common.query.auth import Principal
+from common.query.filters import compile_filter
 from common.query.query_log import QueryLogRecord, write_query_log
 from common.query.retrieval import RetrievedChunk, check_searchable, fit_to_budget, search
 from common.query.schemas import Citation, QueryRequest, QueryResult, Usage, snippet
@@ -112,6 +114,11 @@ def _retrieve(
             model=embedder.model_name,
             document_ids=request.document_ids,
         )
+        document_filter = (
+            compile_filter(request.filter, known_types(session, project_id))
+            if request.filter is not None
+            else None
+        )
         chunks = search(
             session,
             project_id=project_id,
@@ -122,6 +129,7 @@ def _retrieve(
             exact_max_chunks=settings.exact_search_max_chunks,
             min_score=request.min_score,
             document_ids=request.document_ids,
+            document_filter=document_filter,
         )
     timings.add("sql", mark)
     if reranker is None:
@@ -191,6 +199,7 @@ def _citation(
         location=chunk.location,
         snippet=snippet(chunk.content),
         content=chunk.content if with_content else None,
+        attributes=chunk.attributes,
     )
 
 

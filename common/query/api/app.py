@@ -43,6 +43,11 @@ _DOCUMENT_QUERY: tuple[tuple[str, dict[str, object], str], ...] = (
         {"type": "string", "enum": ["uploaded", "processing", "ready", "failed"]},
         "Only documents in this status.",
     ),
+    (
+        "filter",
+        {"type": "string", "minLength": 2, "maxLength": 8192, "pattern": "^[^\\u0000]*$"},
+        "Only documents whose attributes match: a filter as JSON text (the query's `filter`).",
+    ),
 )
 
 

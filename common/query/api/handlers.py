@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import text
 
+from common.platform.attributes import known_types
 from common.platform.db import transaction
 from common.platform.errors import ApiError
 from common.platform.models import DocumentStatus
@@ -27,6 +28,7 @@ from common.query.api.body import (
 from common.query.api.errors import reply_for
 from common.query.api.responses import json_response, sse_event, sse_response
 from common.query.auth import Principal, authenticate, authorize_project
+from common.query.filters import compile_filter, parse_filter_text
 from common.query.rate_limit import RateLimitExceededError
 from common.query.schemas import QueryRequest, QueryResult, StorableText
 from common.query.service import run_query, stream_query
@@ -49,6 +51,8 @@ class DocumentListParams(BaseModel):
     limit: int = Field(default=documents.DEFAULT_PAGE_SIZE, ge=1, le=documents.MAX_PAGE_SIZE)
     cursor: StorableText | None = Field(default=None, min_length=1, max_length=512)
     status: DocumentStatus | None = None
+    # A filter as JSON text (the query's `filter` language).
+    filter: StorableText | None = Field(default=None, min_length=2, max_length=8192)
 
 
 def bearer_key(request: flask.Request) -> str:
@@ -152,6 +156,11 @@ def list_documents(
         raise ApiError(422, "validation_error", describe(error)) from None
     with transaction() as session:
         authorize_project(session, principal.team_id, project_id)
+        document_filter = None
+        if query_params.filter is not None:
+            document_filter = compile_filter(
+                parse_filter_text(query_params.filter), known_types(session, project_id)
+            )
         page = documents.list_documents(
             session,
             principal.team_id,
@@ -159,6 +168,7 @@ def list_documents(
             limit=query_params.limit,
             cursor=query_params.cursor,
             status=query_params.status,
+            document_filter=document_filter,
         )
     ctx.log_fields["documents"] = len(page.documents)
     return json_response(page.model_dump(mode="json"))
