@@ -21,7 +21,12 @@ from xml.sax.saxutils import escape
 import httpx
 
 from common.localstack.eventarc import FINALIZED, send_storage_event
-from common.platform.signed_urls import SignatureError, length_range, verify_local_put
+from common.platform.signed_urls import (
+    SignatureError,
+    custom_metadata,
+    length_range,
+    verify_local_put,
+)
 from common.platform.storage import BlobInfo, get_blob_store
 
 logger = logging.getLogger(__name__)
@@ -109,7 +114,9 @@ class UploadGateway:
                     return
                 data = self.rfile.read(size)
                 name = urllib.parse.unquote(quoted)
-                blob = get_blob_store().upload(bucket, name, data, headers.get("content-type"))
+                blob = get_blob_store().upload(
+                    bucket, name, data, headers.get("content-type"), custom_metadata(headers)
+                )
                 self._reply(HTTPStatus.OK, b"", "text/plain")
                 threading.Thread(target=gateway.announce, args=(blob,), daemon=True).start()
 

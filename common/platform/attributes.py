@@ -172,8 +172,12 @@ def parse_string_value(path: str, raw: str, known: AttributeType | None) -> Attr
     raw = _checked_text(path, raw.strip())
     if known is AttributeType.STRING:
         return raw
-    if known is AttributeType.STRING_LIST:
-        return [item.strip() for item in raw.split(",") if item.strip()]
+    if known is AttributeType.STRING_LIST or (known is None and raw.startswith("[")):
+        listed = _json_list(raw)
+        if listed is not None:
+            return listed
+        if known is AttributeType.STRING_LIST:
+            return [item.strip() for item in raw.split(",") if item.strip()]
     if raw.lower() in ("true", "false") and known in (None, AttributeType.BOOLEAN):
         return raw.lower() == "true"
     if _NUMBER.match(raw) and known in (None, AttributeType.NUMBER):
@@ -211,6 +215,17 @@ def typed(
             )
         result[name] = value
     return result
+
+
+def _json_list(raw: str) -> list[str] | None:
+    """A JSON array of strings written as text (how the API stores a list as object metadata)."""
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return value
+    return None
 
 
 def check_name(path: str, name: str) -> None:

@@ -120,7 +120,9 @@ def refresh(session: Session, project_id: uuid.UUID, path: str) -> Document | No
     )
     if document is None:
         return None
-    sidecar = session.get(DocumentSidecar, (project_id, path))
+    # populate_existing: the row may have been written by `record_sidecar` (Core) after this
+    # session loaded it.
+    sidecar = session.get(DocumentSidecar, (project_id, path), populate_existing=True)
     effective: dict[str, AttributeValue] = dict(document.object_attributes)  # type: ignore[arg-type]
     errors = [document.object_metadata_error] if document.object_metadata_error else []
     if sidecar is not None and sidecar.error:

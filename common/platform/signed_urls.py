@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 LOCAL_SIGNER_EMAIL = "local-uploads@ai-infra-local.iam.gserviceaccount.com"
 _LOCAL_KEY = b"ai-infra local upload gateway (not a secret)"
 LENGTH_RANGE_HEADER = "x-goog-content-length-range"
+# Custom metadata (document attributes) travels as signed `x-goog-meta-<name>` headers.
+METADATA_HEADER_PREFIX = "x-goog-meta-"
 _DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 
 
@@ -40,12 +42,31 @@ class SignedUpload:
 
 class UploadSigner(Protocol):
     def sign_put(
-        self, bucket: str, name: str, content_type: str, max_bytes: int, ttl: timedelta
+        self,
+        bucket: str,
+        name: str,
+        content_type: str,
+        max_bytes: int,
+        ttl: timedelta,
+        *,
+        metadata: Mapping[str, str] | None = None,
     ) -> SignedUpload: ...
 
 
-def _upload_headers(content_type: str, max_bytes: int) -> dict[str, str]:
-    return {"Content-Type": content_type, LENGTH_RANGE_HEADER: f"0,{max_bytes}"}
+def _upload_headers(
+    content_type: str, max_bytes: int, metadata: Mapping[str, str] | None
+) -> dict[str, str]:
+    """What the PUT must send: its type, the size range and the object's custom metadata."""
+    return {
+        "Content-Type": content_type,
+        LENGTH_RANGE_HEADER: f"0,{max_bytes}",
+        **{f"{METADATA_HEADER_PREFIX}{key}": value for key, value in (metadata or {}).items()},
+    }
+
+
+def _signed_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Every header the signature covers (all but the type, which is signed on its own)."""
+    return {key: value for key, value in headers.items() if key != "Content-Type"}
 
 
 def _blob(client: Client, bucket: str, name: str) -> Any:
@@ -85,19 +106,26 @@ class IamUploadSigner:
             return self._client, str(email), str(self._credentials.token)
 
     def sign_put(
-        self, bucket: str, name: str, content_type: str, max_bytes: int, ttl: timedelta
+        self,
+        bucket: str,
+        name: str,
+        content_type: str,
+        max_bytes: int,
+        ttl: timedelta,
+        *,
+        metadata: Mapping[str, str] | None = None,
     ) -> SignedUpload:
         from google.auth.exceptions import TransportError
 
         client, email, token = self._token()
-        headers = _upload_headers(content_type, max_bytes)
+        headers = _upload_headers(content_type, max_bytes, metadata)
         expires_at = datetime.now(UTC) + ttl
         try:
             url = _blob(client, bucket, name).generate_signed_url(
                 version="v4",
                 expiration=ttl,
                 method="PUT",
-                headers={LENGTH_RANGE_HEADER: headers[LENGTH_RANGE_HEADER]},
+                headers=_signed_headers(headers),
                 content_type=content_type,
                 service_account_email=email,
                 access_token=token,
@@ -135,14 +163,21 @@ class LocalUploadSigner:
         self._client = storage.Client.create_anonymous_client()
 
     def sign_put(
-        self, bucket: str, name: str, content_type: str, max_bytes: int, ttl: timedelta
+        self,
+        bucket: str,
+        name: str,
+        content_type: str,
+        max_bytes: int,
+        ttl: timedelta,
+        *,
+        metadata: Mapping[str, str] | None = None,
     ) -> SignedUpload:
-        headers = _upload_headers(content_type, max_bytes)
+        headers = _upload_headers(content_type, max_bytes, metadata)
         url = _blob(self._client, bucket, name).generate_signed_url(
             version="v4",
             expiration=ttl,
             method="PUT",
-            headers={LENGTH_RANGE_HEADER: headers[LENGTH_RANGE_HEADER]},
+            headers=_signed_headers(headers),
             content_type=content_type,
             credentials=_local_credentials(),
             api_access_endpoint=self._endpoint,
@@ -198,6 +233,15 @@ def verify_local_put(
         raise SignatureError("the request does not match the signature")
 
 
+def custom_metadata(headers: Mapping[str, str]) -> dict[str, str]:
+    """The object's custom metadata a PUT carries (`x-goog-meta-*`, lower-case header names)."""
+    return {
+        name.removeprefix(METADATA_HEADER_PREFIX): value
+        for name, value in headers.items()
+        if name.startswith(METADATA_HEADER_PREFIX)
+    }
+
+
 def length_range(headers: Mapping[str, str]) -> tuple[int, int] | None:
     """The `x-goog-content-length-range: MIN,MAX` a PUT carries (None when absent/bad)."""
     low, _, high = headers.get(LENGTH_RANGE_HEADER, "").partition(",")
@@ -215,7 +259,14 @@ class _NoUploadGateway:
     """Local storage emulator but no upload gateway: a URL would store without ingesting."""
 
     def sign_put(
-        self, bucket: str, name: str, content_type: str, max_bytes: int, ttl: timedelta
+        self,
+        bucket: str,
+        name: str,
+        content_type: str,
+        max_bytes: int,
+        ttl: timedelta,
+        *,
+        metadata: Mapping[str, str] | None = None,
     ) -> SignedUpload:
         raise ApiError(
             503,

@@ -14,7 +14,7 @@ import logging
 import unicodedata
 import uuid
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
@@ -34,6 +34,7 @@ from common.platform.sources import (
 )
 from common.platform.storage import BlobInfo, get_blob_store
 from common.query.auth import authorize_project
+from common.query.document_metadata import object_metadata
 from common.query.schemas import StorableText
 from common.query.url_fetch import UrlFetcher
 
@@ -59,6 +60,12 @@ class UploadRequest(BaseModel):
         description=f"The file's type; one of {accepted_list()} (parameters allowed)."
     )
     size: int = Field(ge=1, description="The file's size in bytes (the upload may not exceed it).")
+    metadata: dict[str, Any] | None = Field(
+        default=None,
+        description="Attributes of the document, sent as signed `x-goog-meta-*` headers the "
+        "PUT must carry (names in lower case: HTTP headers ignore case; printable ASCII "
+        "values; set others later with PATCH /v1/documents/{id}).",
+    )
 
 
 class UploadTicket(BaseModel):
@@ -79,6 +86,9 @@ class SourceRequest(BaseModel):
     title: Annotated[StorableText, Field(min_length=1, max_length=MAX_TITLE_CHARS)] | None = None
     text: Annotated[StorableText, Field(min_length=1)] | None = None
     mime_type: Literal["text/plain", "text/markdown"] | None = None
+    metadata: dict[str, Any] | None = Field(
+        default=None, description="Attributes of the document (see README 'Attributes')."
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> SourceRequest:
@@ -153,6 +163,7 @@ def create_upload(
         )
     with transaction() as session:
         authorize_project(session, team_id, project_id)
+        metadata = header_metadata(object_metadata(session, project_id, body.metadata))
     name = f"{project_id}/{path}"
     signed = get_upload_signer().sign_put(
         settings.bucket,
@@ -160,6 +171,7 @@ def create_upload(
         content_type,
         body.size,
         timedelta(seconds=settings.upload_url_ttl_seconds),
+        metadata=metadata,
     )
     return UploadTicket(
         upload_url=signed.url,
@@ -181,6 +193,7 @@ def add_source(
     """Fetch or take the content, write it as an object with its source, record the document."""
     with transaction() as session:
         authorize_project(session, team_id, project_id)
+        attributes = object_metadata(session, project_id, body.metadata)
     if body.url is not None:
         fetched = UrlFetcher(
             max_bytes=settings.max_file_bytes,
@@ -198,7 +211,9 @@ def add_source(
         content_type = f"{body.mime_type or 'text/plain'}; charset=utf-8"
         if len(data) > settings.max_file_bytes:
             raise ApiError(422, "file_too_large", "text: exceeds the file limit")
-    blob = _write(settings.bucket, f"{project_id}/{path}", data, content_type, source)
+    blob = _write(
+        settings.bucket, f"{project_id}/{path}", data, content_type, source, attributes=attributes
+    )
     with transaction() as session:
         document_id = upsert_document(
             session,
@@ -223,13 +238,38 @@ def add_source(
     return SourceAccepted(document_id=row.id, status=row.status.value, object=blob.gcs_uri)
 
 
+def header_metadata(metadata: dict[str, str]) -> dict[str, str]:
+    """Attributes a signed PUT can carry as headers: lower-case names, printable ASCII values."""
+    for key, value in metadata.items():
+        if key != key.lower():
+            raise ApiError(
+                422, "invalid_metadata", f"metadata.{key}: names in uploads are lower case"
+            )
+        if not (value.isascii() and value.isprintable()):
+            raise ApiError(
+                422,
+                "invalid_metadata",
+                f"metadata.{key}: upload headers carry printable ASCII only; "
+                "set this value with PATCH /v1/documents/{id} after the upload",
+            )
+    return metadata
+
+
 def _write(
-    bucket: str, name: str, data: bytes, content_type: str, source: DocumentSource
+    bucket: str,
+    name: str,
+    data: bytes,
+    content_type: str,
+    source: DocumentSource,
+    *,
+    attributes: dict[str, str],
 ) -> BlobInfo:
     from google.api_core.exceptions import NotFound
 
     try:
-        blob = get_blob_store().upload(bucket, name, data, content_type, source.metadata())
+        blob = get_blob_store().upload(
+            bucket, name, data, content_type, {**attributes, **source.metadata()}
+        )
     except NotFound:  # the bucket itself: a deployment problem, not the caller's
         logger.error("the upload bucket does not exist", extra={"bucket": bucket})
         raise ApiError(503, "misconfigured", "the service is misconfigured") from None

@@ -111,6 +111,16 @@ ROUTES: list[Route] = [
         response_model=DocumentView,
     ),
     Route(
+        "PATCH",
+        "/v1/documents/{document_id}",
+        handlers.patch_document,
+        "patchDocument",
+        "Change a document's attributes (a JSON merge patch; nothing is re-embedded)",
+        request_model=handlers.MetadataPatch,
+        response_model=DocumentView,
+        statuses=(400, 413, 415, 422),
+    ),
+    Route(
         "DELETE",
         "/v1/documents/{document_id}",
         handlers.delete_document,

@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import text
@@ -28,6 +28,7 @@ from common.query.api.body import (
 from common.query.api.errors import reply_for
 from common.query.api.responses import json_response, sse_event, sse_response
 from common.query.auth import Principal, authenticate, authorize_project
+from common.query.document_metadata import patch_attributes
 from common.query.filters import compile_filter, parse_filter_text
 from common.query.rate_limit import RateLimitExceededError
 from common.query.schemas import QueryRequest, QueryResult, StorableText
@@ -181,6 +182,29 @@ def get_document(
     ctx.log_fields["document_id"] = str(params["document_id"])
     with transaction() as session:
         view = documents.get_document(session, principal.team_id, params["document_id"])
+    return json_response(view.model_dump(mode="json"))
+
+
+class MetadataPatch(BaseModel):
+    """The body of `PATCH /v1/documents/{id}`: a JSON merge patch of the attributes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metadata: dict[str, Any] = Field(
+        description="Attributes to set; null removes one. Nothing is re-embedded.",
+        min_length=1,
+    )
+
+
+def patch_document(
+    ctx: RequestContext, request: flask.Request, params: dict[str, uuid.UUID]
+) -> flask.Response:
+    check_declared_size(request, ctx.settings.max_request_bytes)
+    principal = principal_of(ctx, request)
+    ctx.log_fields["document_id"] = str(params["document_id"])
+    require_json(request)
+    body = parse_model(MetadataPatch, read_body(request, ctx.settings.max_request_bytes))
+    view = patch_attributes(principal.team_id, params["document_id"], body.metadata, ctx.settings)
     return json_response(view.model_dump(mode="json"))
 
 
