@@ -301,3 +301,58 @@ def test_upload_wait_documents_reprocess_and_ask_through_the_real_pipeline(
 def test_asking_an_unknown_project_or_an_empty_question_is_refused(tenant: Tenant) -> None:
     assert_user_error(cli("ask", "-p", str(uuid.uuid4()), "anything?"), "unknown project")
     assert_user_error(cli("ask", "-p", str(tenant.project_id), "   "), "invalid question")
+
+
+def test_attributes_from_the_cli_upload_set_meta_list_and_ask_with_a_filter(
+    ingestion_stack: IngestionStack,
+    tenant: Tenant,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AI_INFRA_EVENT_SINK_URL", ingestion_stack.trigger_url)
+    refresh_settings()
+    project = str(tenant.project_id)
+    (tmp_path / "legal").mkdir()
+    (tmp_path / "legal" / "lease.txt").write_text("The warehouse lease runs until 2031.")
+    (tmp_path / "hr.txt").write_text("The warehouse staff rota changes every month.")
+    legal = cli_json(
+        "upload",
+        "-p",
+        project,
+        "--wait",
+        "--meta",
+        "department=legal",
+        "--meta",
+        "year=2025",
+        str(tmp_path / "legal"),
+    )
+    assert legal[0]["status"] == "ready"
+    cli_json("upload", "-p", project, "--wait", "--meta", "department=hr", str(tmp_path / "hr.txt"))
+    assert_user_error(
+        cli("upload", "-p", project, "--meta", "year=soon", str(tmp_path / "hr.txt")),
+        "--meta year: is a number in this project",
+    )
+    only_legal = '{"equals": {"key": "department", "value": "legal"}}'
+    [listed] = cli_json("documents", "list", "-p", project, "--filter", only_legal)
+    assert listed["title"] == "lease.txt" and listed["attributes"]["year"] == 2025
+    assert_user_error(
+        cli("documents", "list", "-p", project, "--filter", '{"equals": {"key": "dept"}}'),
+        "--filter.equals",
+    )
+    changed = cli_json(
+        "documents", "set-meta", listed["id"], "reviewed=true", 'tags=["lease"]', "--unset", "year"
+    )
+    assert changed["attributes"]["reviewed"] is True and changed["attributes"]["tags"] == ["lease"]
+    assert "year" not in changed["attributes"]
+    # Same content, another attribute: uploaded again, the chunks reused (no new embedding).
+    again = cli_json(
+        "upload", "-p", project, "--wait", "--meta", "department=people", str(tmp_path / "hr.txt")
+    )
+    assert again[0]["result"] == "uploaded" and again[0]["status"] == "ready"
+    retrieved = cli_json(
+        "ask", "-p", project, "--retrieve", "--filter", only_legal, "What changes at the warehouse?"
+    )
+    assert {c["title"] for c in retrieved["citations"]} == {"lease.txt"}
+    people = '{"equals": {"key": "department", "value": "people"}}'
+    [hr] = cli_json("documents", "list", "-p", project, "--filter", people)
+    assert hr["title"] == "hr.txt"

@@ -13,6 +13,7 @@ from common.cli.context import CliError, connect, state_of
 from common.cli.output import emit
 from common.cli.resolve import find_project
 from common.platform.db import transaction
+from common.platform.errors import ApiError
 
 
 def pages(citation: Mapping[str, Any]) -> str:
@@ -45,6 +46,7 @@ def render_answer(out: Console, payload: Mapping[str, Any]) -> None:
 def ask_command(
     ctx: typer.Context,
     question: Annotated[str, typer.Argument(help="The question, quoted.")],
+    *,
     project: Annotated[str, typer.Option("--project", "-p", help="Project name or id.")],
     top_k: Annotated[
         int | None, typer.Option("--top-k", "-k", min=1, help="How many passages to retrieve.")
@@ -52,6 +54,14 @@ def ask_command(
     retrieve: Annotated[
         bool, typer.Option("--retrieve", help="Only retrieve passages; generate no answer.")
     ] = False,
+    document_filter: Annotated[
+        str | None,
+        typer.Option(
+            "--filter",
+            help="Only documents whose attributes match, as JSON: "
+            '\'{"equals": {"key": "department", "value": "legal"}}\'',
+        ),
+    ] = None,
 ) -> None:
     """Ask a question over a project's documents; prints the answer and numbered citations."""
     try:
@@ -62,6 +72,13 @@ def ask_command(
     fields: dict[str, Any] = {"question": question, "mode": "retrieve" if retrieve else "answer"}
     if top_k is not None:
         fields["top_k"] = top_k
+    if document_filter is not None:
+        from common.query.filters import parse_filter_text
+
+        try:
+            fields["filter"] = parse_filter_text(document_filter, path="--filter")
+        except ApiError as error:
+            raise CliError(error.message) from None
     try:
         request = QueryRequest(**fields)
     except ValidationError as error:
@@ -75,7 +92,12 @@ def ask_command(
         owner = find_project(session, project)
         principal = Principal(team_id=owner.team_id, api_key_id=None)
         project_id = owner.id
-    result = run_query(principal, project_id, request, f"cli-{uuid.uuid4().hex}")
+    try:
+        result = run_query(principal, project_id, request, f"cli-{uuid.uuid4().hex}")
+    except ApiError as error:
+        if error.status >= 500:
+            raise
+        raise CliError(error.message) from None
     payload = result.to_json()
     if isinstance(payload, str | bytes):
         payload = json.loads(payload)

@@ -1,5 +1,7 @@
-"""`ai-infra documents list|show|reprocess`: where each file is in the pipeline, and retries."""
+"""`ai-infra documents list|show|reprocess|set-meta`: where each file is in the pipeline,
+retries, and attributes."""
 
+import json
 import uuid
 from typing import Annotated, Any
 
@@ -39,6 +41,8 @@ SHOW_FIELDS = [
     ("embedding_model", "embedding model"),
     ("error", "error"),
     ("notice", "notice"),
+    ("attributes", "attributes"),
+    ("metadata_error", "metadata error"),
     ("created_at", "created"),
     ("updated_at", "updated"),
     ("job_id", "last job"),
@@ -63,6 +67,8 @@ def document_record(document: Document) -> dict[str, Any]:
         "embedding_model": document.embedding_model,
         "error": document.error_message,
         "notice": document.notice,
+        "attributes": document.attributes,
+        "metadata_error": document.metadata_error,
         "created_at": document.created_at,
         "updated_at": document.updated_at,
     }
@@ -98,6 +104,10 @@ def list_documents(
         DocumentStatus | None, typer.Option("--status", "-s", help="Only documents in this state.")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="At most this many, newest first.")] = 200,
+    document_filter: Annotated[
+        str | None,
+        typer.Option("--filter", help="Only documents whose attributes match (JSON filter)."),
+    ] = None,
 ) -> None:
     """List a project's documents with status, chunk count and error."""
     connect(ctx)
@@ -106,6 +116,8 @@ def list_documents(
         query = select(Document).where(Document.project_id == owner.id)
         if status is not None:
             query = query.where(Document.status == status)
+        if document_filter is not None:
+            query = query.where(Document.id.in_(_filtered(session, owner.id, document_filter)))
         total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
         rows = session.scalars(
             query.order_by(Document.updated_at.desc(), Document.title).limit(limit)
@@ -188,3 +200,71 @@ def reprocess(
         out.print(f"{len(records)} document(s) queued again")
 
     emit(state_of(ctx), records, render)
+
+
+def _filtered(session: Session, project_id: uuid.UUID, raw: str) -> list[uuid.UUID]:
+    from common.platform.attributes import known_types
+    from common.platform.errors import ApiError
+    from common.query.filters import compile_filter, parse_filter_text
+    from common.query.retrieval import matching_documents
+
+    try:
+        compiled = compile_filter(
+            parse_filter_text(raw, path="--filter"),
+            known_types(session, project_id),
+            path="--filter",
+        )
+    except ApiError as error:
+        raise CliError(error.message) from None
+    return matching_documents(session, project_id, compiled)
+
+
+@app.command("set-meta")
+def set_meta(
+    ctx: typer.Context,
+    document: Annotated[str, typer.Argument(help="Document id.")],
+    attributes: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help='KEY=VALUE pairs; VALUE as JSON when it parses (2025, true, ["a","b"]), else text.'
+        ),
+    ] = None,
+    unset: Annotated[
+        list[str] | None, typer.Option("--unset", help="Remove this attribute (repeatable).")
+    ] = None,
+) -> None:
+    """Change a document's attributes (written as its sidecar; nothing is re-embedded)."""
+    from common.platform.errors import ApiError
+    from common.query.document_metadata import patch_attributes
+
+    patch: dict[str, object] = {name: None for name in unset or []}
+    for pair in attributes or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"{pair!r}: expected KEY=VALUE")
+        patch[key.strip()] = _json_or_text(value)
+    if not patch:
+        raise CliError("give KEY=VALUE pairs or --unset KEY")
+    parse_uuid(document, "document id")
+    settings = connect(ctx, need_stack=True)
+    with transaction() as session:
+        row = find_document(session, document)
+        team_id = row.team_id
+    try:
+        view = patch_attributes(team_id, row.id, patch, settings)
+    except ApiError as error:
+        raise CliError(error.message) from None
+    record = {"id": view.id, "title": view.title, "attributes": view.attributes}
+    emit_fields(
+        state_of(ctx),
+        record,
+        [("id", "id"), ("title", "title"), ("attributes", "attributes")],
+    )
+
+
+def _json_or_text(value: str) -> object:
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        return value
+    return parsed if isinstance(parsed, str | int | float | bool | list) else value

@@ -24,6 +24,7 @@ from rich.progress import (
     TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from sqlalchemy.orm import Session
 
 from common.cli.context import CliError, connect, state_of
 from common.cli.output import console, emit, table, warn
@@ -126,19 +127,28 @@ def send_finalize(url: str, blob: BlobInfo) -> str | None:
     return problem
 
 
-def transfer(item: Item, store: BlobStore, settings: Settings) -> None:
-    """Upload one file unless the stored object already has its content; send the event."""
+def transfer(
+    item: Item, store: BlobStore, settings: Settings, metadata: dict[str, str] | None = None
+) -> None:
+    """Upload one file unless the stored object already has its content and attributes (a
+    changed attribute alone uploads again: the chunks are reused, not re-embedded); send the
+    event."""
+    metadata = metadata or {}
     if item.size > settings.max_file_bytes:
         item.outcome = TOO_LARGE
         item.error = f"larger than AI_INFRA_MAX_FILE_BYTES ({settings.max_file_bytes} bytes)"
         return
     data = item.path.read_bytes()
     existing = store.stat(settings.bucket, item.object_name)
-    if existing is not None and existing.md5_hex == md5_hex(data):
+    if (
+        existing is not None
+        and existing.md5_hex == md5_hex(data)
+        and metadata.items() <= existing.metadata.items()
+    ):
         item.outcome, item.generation = UNCHANGED, existing.generation
         return
     content_type = sniff_mime_type(item.path.name, None)
-    blob = store.upload(settings.bucket, item.object_name, data, content_type)
+    blob = store.upload(settings.bucket, item.object_name, data, content_type, metadata)
     item.outcome, item.generation = UPLOADED, blob.generation
     if settings.event_sink_url:
         item.error = send_finalize(settings.event_sink_url, blob)
@@ -164,7 +174,12 @@ def storage_errors(bucket: str) -> Iterator[None]:
         ) from None
 
 
-def upload_all(items: list[Item], settings: Settings, show_progress: bool) -> None:
+def upload_all(
+    items: list[Item],
+    settings: Settings,
+    show_progress: bool,
+    metadata: dict[str, str] | None = None,
+) -> None:
     store = get_blob_store()
     progress = Progress(
         TextColumn("{task.description}"),
@@ -180,7 +195,7 @@ def upload_all(items: list[Item], settings: Settings, show_progress: bool) -> No
     with progress, storage_errors(settings.bucket):
         task = progress.add_task("uploading", total=total, files=f"0/{len(items)}")
         for done, item in enumerate(items, start=1):
-            transfer(item, store, settings)
+            transfer(item, store, settings, metadata or {})
             progress.update(task, advance=item.size, files=f"{done}/{len(items)}")
 
 
@@ -245,6 +260,36 @@ def wait_for_documents(
         status.stop()
 
 
+def parse_meta_options(options: list[str]) -> dict[str, str]:
+    """`--meta KEY=VALUE` options as a dict (a later KEY wins)."""
+    found: dict[str, str] = {}
+    for option in options:
+        key, sep, value = option.partition("=")
+        if not sep or not key.strip():
+            raise CliError(f"--meta {option!r}: expected KEY=VALUE")
+        found[key.strip()] = value
+    return found
+
+
+def typed_metadata(
+    session: Session, project_id: uuid.UUID, attributes: dict[str, str]
+) -> dict[str, str]:
+    """Attributes checked and typed against the project's registry before anything is sent."""
+    from common.platform.attributes import (
+        AttributeValueError,
+        known_types,
+        parse_object_metadata,
+        register_types,
+    )
+
+    try:
+        values = parse_object_metadata(attributes, known_types(session, project_id))
+        register_types(session, project_id, values, path="--meta")
+    except AttributeValueError as error:
+        raise CliError(str(error).replace("metadata.", "--meta ", 1)) from None
+    return attributes
+
+
 def _document_fields(row: Any) -> dict[str, Any]:
     if row is None:
         return {"document_id": None, "status": "not seen", "chunks": None}
@@ -260,6 +305,7 @@ def upload_command(
         list[Path],
         typer.Argument(help="Files, and folders whose files keep their path below the folder."),
     ],
+    *,
     project: Annotated[str, typer.Option("--project", "-p", help="Project name or id.")],
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait until every document is ready or failed.")
@@ -267,13 +313,23 @@ def upload_command(
     timeout: Annotated[
         float, typer.Option("--timeout", min=1, help="With --wait: give up after S seconds.")
     ] = 600.0,
+    meta: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--meta",
+            help="An attribute of every uploaded document, KEY=VALUE (repeatable); typed as "
+            "the project knows KEY, else by its look (number, true/false, ISO date, text).",
+        ),
+    ] = None,
 ) -> None:
     """Upload files or folders to a project; each becomes a document that is ingested."""
     state = state_of(ctx)
     items = collect(paths)
+    attributes = parse_meta_options(meta or [])
     settings = connect(ctx, need_stack=True)
     with transaction() as session:
         project_id = find_project(session, project).id
+        metadata = typed_metadata(session, project_id, attributes)
     for item in items:
         item.object_name = f"{project_id}/{item.relative}"
         if len(item.object_name.encode()) > MAX_OBJECT_NAME_BYTES:
@@ -281,7 +337,7 @@ def upload_command(
     if settings.mode is Mode.LOCAL and not settings.event_sink_url:
         warn("AI_INFRA_EVENT_SINK_URL is not set: nothing will ingest these files locally")
     interactive = not state.json and console(stderr=True).is_terminal
-    upload_all(items, settings, show_progress=interactive)
+    upload_all(items, settings, show_progress=interactive, metadata=metadata)
     timed_out = wait and not wait_for_documents(
         items, project_id, settings.bucket, timeout, show_progress=interactive
     )
