@@ -1,7 +1,9 @@
-"""Word (.docx) files: reading order, offsets, every bad-file message, and the real pipeline.
+"""Word (.docx) files: reading order, headings, text boxes, shapes and notes, offsets, every
+bad-file message, and the real pipeline.
 
-The documents are generated in the test with python-docx (and encrypted with msoffcrypto-tool,
-as Word's "Encrypt with Password" does), so no binary fixture lives in the repository.
+The documents are generated in the test with python-docx, text boxes and notes written as Word
+writes their XML (tests/docx_files.py), and encrypted with msoffcrypto-tool, as Word's "Encrypt
+with Password" does, so no binary fixture lives in the repository.
 """
 
 from __future__ import annotations
@@ -11,12 +13,29 @@ import random
 
 import docx
 import pytest
+from docx.enum.style import WD_STYLE_TYPE
+from docx.oxml import parse_xml
+from docx.oxml.ns import nsdecls
 
+from common.ingestion.chunking import chunk_text
 from common.ingestion.extract import ExtractedText, extract_text
 from common.ingestion.extractors.docx import MIME_TYPE
+from common.ingestion.sections import heading_paths
 from common.platform.errors import PermanentIngestionError
 from common.platform.models import DocumentStatus, JobStatus
-from tests.docx_files import Block, make_docx, make_encrypted_docx, make_zip_without_word_document
+from tests.docx_files import (
+    Block,
+    group,
+    make_docx,
+    make_encrypted_docx,
+    make_zip_without_word_document,
+    mangle_xml_part,
+    note_reference,
+    run,
+    text_box,
+    vml_text_box,
+    xml_elements,
+)
 from tests.fixtures.factories import Tenant
 from tests.fixtures.stack import IngestionStack
 from tests.test_ingestion import chunks_of, finalize, jobs_of, upload, wait_for_document
@@ -29,6 +48,11 @@ MANUAL: list[Block] = [
     ("h2", "Service"),
     "Replace the seal every 500 hours.",
 ]
+
+
+class WordCounter:
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
 
 
 def extract(
@@ -63,6 +87,134 @@ def test_merged_and_nested_cells_are_read_once_in_place() -> None:
     buffer = io.BytesIO()
     document.save(buffer)
     assert extract(buffer.getvalue()).text == "a b c f\nd inner1 inner2 e\n\nafter"
+
+
+def test_word_heading_styles_become_headings_of_the_sections_they_open() -> None:
+    doc = extract(make_docx(MANUAL))
+    assert [(h.level, h.title) for h in doc.headings] == [
+        (1, "Pump manual"),
+        (2, "Installation"),
+        (3, "Service"),
+    ]
+    for heading in doc.headings:
+        assert doc.text.startswith(heading.title, heading.char_start)
+    chunks = chunk_text(doc, max_tokens=6, overlap_tokens=0, tokenizer=WordCounter())
+    paths = dict(zip((c.content for c in chunks), heading_paths(doc.headings, chunks), strict=True))
+    [seal] = [content for content in paths if "Replace the seal" in content]
+    assert paths[seal] == ["Pump manual", "Installation", "Service"]
+
+
+def test_headings_by_outline_level_or_a_style_based_on_a_heading_and_long_ones_stay_text() -> None:
+    document = docx.Document(io.BytesIO(make_docx(["Body", "Outlined", "Custom", "x " * 80])))
+    custom = document.styles.add_style("Procedure", WD_STYLE_TYPE.PARAGRAPH)
+    custom.base_style = document.styles["Heading 2"]
+    _, outlined, styled, long = document.paragraphs
+    outlined.paragraph_format.element.get_or_add_pPr().append(
+        parse_xml(f'<w:outlineLvl {nsdecls("w")} w:val="0"/>')
+    )
+    styled.style = custom
+    long.style = document.styles["Heading 1"]
+    buffer = io.BytesIO()
+    document.save(buffer)
+    doc = extract(buffer.getvalue())
+    assert [(h.level, h.title) for h in doc.headings] == [(2, "Outlined"), (3, "Custom")]
+    assert doc.text.endswith("x x x")
+
+
+def test_text_boxes_and_shapes_are_read_once_after_the_paragraph_they_are_anchored_in() -> None:
+    doc = extract(
+        make_docx(
+            [
+                ("runs", run("The pump room.") + text_box("Boxed warning: wear gloves")),
+                ("runs", text_box("Outlet valve label", box=False, fallback=False)),
+                (
+                    "runs",
+                    run("Flow:") + group(["Inlet side", "Outlet side"]) + run(" left to right."),
+                ),
+                ("runs", vml_text_box("Legacy box: drain first")),
+                "After the shapes.",
+            ]
+        )
+    )
+    assert doc.text == (
+        "The pump room.\n\nBoxed warning: wear gloves\n\nOutlet valve label\n\n"
+        "Flow: left to right.\n\nInlet side\n\nOutlet side\n\nLegacy box: drain first\n\n"
+        "After the shapes."
+    )
+
+
+def test_text_boxes_in_table_cells_are_part_of_their_cell() -> None:
+    document = docx.Document(io.BytesIO(make_docx([[["Part", "Note"]]])))
+    cell = document.tables[0].cell(0, 1)
+    cell.paragraphs[0]._p.extend(xml_elements(text_box("boxed")))
+    buffer = io.BytesIO()
+    document.save(buffer)
+    assert extract(buffer.getvalue()).text == "Part Note boxed"
+
+
+def test_footnotes_and_endnotes_follow_the_paragraph_that_references_them() -> None:
+    doc = extract(
+        make_docx(
+            [
+                ("h1", "Pumps"),
+                ("runs", run("The pump") + note_reference("footnote", 2) + run(" is bolted down.")),
+                ("runs", run("Costs rose") + note_reference("endnote", 1) + run(".")),
+                ("runs", run("Seals wear") + note_reference("footnote", 1) + run(".")),
+                "The end.",
+            ],
+            footnotes=["Use M12 bolts.", "See the plinth drawing."],
+            endnotes=["Figures from the 2023 audit."],
+        )
+    )
+    # Numbered in order of reference, whatever their ids; separators and the continuation
+    # notice ("continued on the next page") are never read.
+    assert doc.text == (
+        "Pumps\n\nThe pump[1] is bolted down.\n\n[1] See the plinth drawing.\n\n"
+        "Costs rose[i].\n\n[i] Figures from the 2023 audit.\n\n"
+        "Seals wear[2].\n\n[2] Use M12 bolts.\n\nThe end."
+    )
+
+
+def test_a_note_referenced_in_a_table_follows_the_whole_table() -> None:
+    document = docx.Document(
+        io.BytesIO(
+            make_docx([[["Part", "Torque"], ["XK-4471B", "40 Nm"]], "After."], footnotes=["Dry."])
+        )
+    )
+    cell = document.tables[0].cell(1, 1)
+    cell.paragraphs[0]._p.extend(xml_elements(note_reference("footnote", 1)))
+    buffer = io.BytesIO()
+    document.save(buffer)
+    assert extract(buffer.getvalue()).text == "Part Torque\nXK-4471B 40 Nm[1]\n\n[1] Dry.\n\nAfter."
+
+
+def test_content_controls_insertions_and_fields_are_read_and_deletions_are_not() -> None:
+    doc = extract(
+        make_docx(
+            [
+                (
+                    "body",
+                    '<w:sdt><w:sdtPr><w:alias w:val="Cover"/></w:sdtPr><w:sdtContent>'
+                    f"<w:p>{run('Cover page title')}</w:p></w:sdtContent></w:sdt>",
+                ),
+                (
+                    "runs",
+                    run("Keep")
+                    + f'<w:ins w:id="1" w:author="a">{run(" inserted")}</w:ins>'
+                    + '<w:del w:id="2" w:author="a"><w:r><w:delText> deleted</w:delText>'
+                    + "</w:r></w:del>"
+                    + f'<w:fldSimple w:instr="PAGE">{run(" 7")}</w:fldSimple>'
+                    + f'<w:hyperlink w:anchor="x">{run(" linked")}</w:hyperlink>',
+                ),
+            ]
+        )
+    )
+    assert doc.text == "Cover page title\n\nKeep inserted 7 linked"
+
+
+def test_text_with_our_mark_characters_cannot_forge_headings() -> None:
+    doc = extract(make_docx([("h1", "Ti\ufdd0tle"), "bo\ufdd1dy"], footnotes=["no\ufdd0te"]))
+    assert doc.text == "Title\n\nbody" and len(doc.headings) == 1 and doc.rows == []
 
 
 def test_word_files_are_recognised_by_extension_and_by_content() -> None:
@@ -112,6 +264,20 @@ def test_mangled_word_files_fail_only_with_permanent_errors() -> None:
             rejected += 1
             assert "b'" not in str(error) and "\\x" not in str(error)
     assert rejected > 0
+
+
+def test_word_files_with_damaged_xml_fail_only_with_permanent_errors() -> None:
+    """Fuzz inside the package: damaged XML parts, re-zipped, reach python-docx's parsers."""
+    original = make_docx(
+        [*MANUAL, ("runs", run("Pump") + note_reference("footnote", 1) + text_box("boxed"))],
+        footnotes=["Note."],
+    )
+    rng = random.Random(4713)
+    for _ in range(60):
+        try:
+            extract(mangle_xml_part(original, rng), None, "f.docx")
+        except PermanentIngestionError as error:
+            assert "b'" not in str(error) and "\\x" not in str(error)
 
 
 def test_word_file_becomes_ready_with_chunks_slicing_the_extracted_text(
