@@ -11,6 +11,9 @@
 3. HTTP level, per class: retrieve-mode queries through the served function
    (functions-framework) at concurrency 1 and 8: p50/p95/p99, throughput, and the share of
    server time spent in SQL and in embedding the question (from the `Server-Timing` header).
+4. `--filter`: filtered questions in the biggest project (filters keeping 50% down to 0.05% of
+   its chunks, and list filters): recall@10 against an exact filtered scan, SQL percentiles,
+   the plan; and unfiltered search before and after filters were wired (bench/query_filter).
 
 Ends with one JSON line of the figures.
 Run: uv run --extra local python -m bench.query [--chunks 100000] [--queries 200]
@@ -308,6 +311,12 @@ def main() -> None:
     parser.add_argument("--big-project", type=int, default=20_000, help="--skew even")
     parser.add_argument("--queries", type=int, default=200, help="HTTP queries per concurrency")
     parser.add_argument("--sql-queries", type=int, default=40, help="per project class")
+    parser.add_argument(
+        "--filter", action="store_true", help="also measure filtered search (bench/query_filter)"
+    )
+    parser.add_argument(
+        "--filter-queries", type=int, default=200, help="--filter: questions per filter class"
+    )
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument(
         "--keep-data",
@@ -326,6 +335,7 @@ def main() -> None:
 
     server = embedded_pg.start(data_dir / "pg", database="ai_infra_bench")
     child = None
+    filtered: dict[str, Any] | None = None
     try:
         os.environ["AI_INFRA_DATABASE_URL"] = server.url
         from common.platform import migrate
@@ -355,10 +365,18 @@ def main() -> None:
         if built.built:
             key = f"project indexes ({len(built.built)})"
             corpus.index_seconds[key] = sum(built.build_seconds.values())
+        if args.filter:
+            from bench.query_filter import apply_attributes
+
+            corpus.index_seconds.update(apply_attributes(get_engine(), corpus.big))
         if args.keep_data:
             save(corpus, data_dir)
         classes = size_classes(corpus, args.skew)
         sql = sql_figures(classes, corpus, args.sql_queries)
+        if args.filter:
+            from bench.query_filter import filter_figures
+
+            filtered = filter_figures(corpus, classes, args.filter_queries)
         child, url = serve(server.url, data_dir / "logs", 8)
         http_figures(url, corpus, corpus.projects, 4, 16)  # warm-up: model load, pools, caches
         runs = {
@@ -372,11 +390,15 @@ def main() -> None:
         server.stop()
         if not args.keep_data:
             shutil.rmtree(data_dir, ignore_errors=True)
-    report(args, corpus, sql, runs)
+    report(args, corpus, sql, runs, filtered)
 
 
 def report(
-    args: Any, corpus: Corpus, sql: dict[str, Any], runs: dict[str, list[dict[str, float]]]
+    args: Any,
+    corpus: Corpus,
+    sql: dict[str, Any],
+    runs: dict[str, list[dict[str, float]]],
+    filtered: dict[str, Any] | None = None,
 ) -> None:
     sizes = sorted((p.size for p in corpus.projects), reverse=True)
     top = sum(sizes[: max(1, len(sizes) // 100)]) / sum(sizes)
@@ -386,7 +408,7 @@ def report(
         f"vectors {corpus.centroids.shape[1]}-d"
     )
     builds = ", ".join(f"{k} {v:.1f}s" for k, v in corpus.index_seconds.items())
-    print(f"load (COPY) {corpus.load_seconds:.1f}s; index builds after load: {builds}")
+    print(f"load (COPY) {corpus.load_seconds:.1f}s; after the load: {builds}")
     print()
     print("SQL, in-process hybrid search (top_k=10) as served vs the exact-vector baseline")
     print(
@@ -417,6 +439,10 @@ def report(
         r["throughput_qps"] for r in everything if r["concurrency"] == 1
     )
     print(f"  throughput ratio concurrency 8 / 1: {ratio:.2f} (on {os.cpu_count()} cores)")
+    if filtered is not None:
+        from bench.query_filter import report as report_filtered
+
+        report_filtered(filtered, _settings().exact_search_max_chunks)
 
     def rounded(value: Any) -> Any:
         if isinstance(value, dict):
@@ -435,6 +461,7 @@ def report(
         "http": runs,
         "throughput_ratio_c8_c1": ratio,
         "cpu_count": os.cpu_count(),
+        **({"filter": filtered} if filtered is not None else {}),
     }
     print(json.dumps(rounded(figures)))
 
