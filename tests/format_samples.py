@@ -218,7 +218,7 @@ def samples() -> list[Sample]:
             _pdf([" ".join(filler), "The boiler in hall B runs at 87 degrees on weekdays."]),
             "What temperature does the boiler in hall B run at?",
             "87 degrees",
-            "page 2",
+            "pages 1-2",  # both short pages fit one chunk
         ),
         Sample(
             "memo.docx",
@@ -261,7 +261,7 @@ def samples() -> list[Sample]:
             ),
             "What does the walnut desk cost?",
             "$1,599.99",
-            "sheet Prices, row 2",
+            "sheet Prices, rows 2-3",
         ),
         Sample(
             "minutes.odt",
@@ -285,7 +285,7 @@ def samples() -> list[Sample]:
             _ods("Stock", [["Part", "Bin"], ["Brass hinge", "Bin 44"], ["Steel bolt", "Bin 7"]]),
             "Which bin holds the brass hinge?",
             "Bin 44",
-            "sheet Stock, row 2",
+            "sheet Stock, rows 2-3",
         ),
         Sample(
             "guide.epub",
@@ -298,7 +298,7 @@ def samples() -> list[Sample]:
             ),
             "When does the night ferry to the island leave?",
             "23:40",
-            "chapter 3",  # the spine's first item is the navigation page
+            "chapter 2",  # the navigation page is not a chapter
         ),
         Sample(
             "letter.rtf",
@@ -316,7 +316,7 @@ def samples() -> list[Sample]:
             ),
             "Which desk does Tomas Berg sit at?",
             "desk 31",
-            "row 3",
+            "rows 2-3",
         ),
         Sample(
             "rooms.tsv",
@@ -337,7 +337,7 @@ def samples() -> list[Sample]:
             ).encode(),
             "What colour is the umbrella ordered?",
             "amber",
-            "record 2",
+            "records 1-2",  # two small records share a chunk, neither cut
         ),
         Sample(
             "events.jsonl",
@@ -346,7 +346,7 @@ def samples() -> list[Sample]:
             b'{"event": "badge swipe", "door": "loading dock east"}\n',
             "Which door was the badge swipe at?",
             "loading dock east",
-            "record 2",
+            "records 1-2",
         ),
         Sample(
             "whiteboard.png",
@@ -367,7 +367,7 @@ def samples() -> list[Sample]:
             ),
             "Which berth is closed for dredging?",
             "Berth 9",
-            "page 2 (OCR)",
+            "pages 1-2 (OCR)",  # short pages share a chunk
         ),
         Sample(
             "contract-scan.pdf",
@@ -380,7 +380,7 @@ def samples() -> list[Sample]:
             ),
             "What is the notice period of the service contract?",
             "ninety days",
-            "page 2 (OCR)",
+            "pages 1-2 (OCR)",  # short pages share a chunk
         ),
     ]
 

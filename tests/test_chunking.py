@@ -241,3 +241,53 @@ def test_real_embedding_tokenizer_counts_stay_within_budget():
     chunks = chunk_text(doc, max_tokens=64, overlap_tokens=8, tokenizer=embedder)
     assert_valid(doc, chunks, embedder, 64)
     assert_covers(doc, chunks)
+
+
+def _records(count: int, rng: random.Random) -> tuple[str, list[int]]:
+    """JSON-like records of 5-40 words each, one paragraph each; their start offsets."""
+    parts, starts, cursor = [], [], 0
+    for number in range(count):
+        lines = [
+            f"field{n}: " + " ".join(rng.choice(VOCABULARY) for _ in range(rng.randint(1, 7)))
+            for n in range(rng.randint(1, 6))
+        ]
+        text = f"id: {number}\n" + "\n".join(lines)
+        if parts:
+            parts.append("\n\n")
+            cursor += 2
+        starts.append(cursor)
+        parts.append(text)
+        cursor += len(text)
+    return "".join(parts), starts
+
+
+@pytest.mark.parametrize("overlap", [0, 8])
+def test_a_record_that_fits_a_chunk_is_never_cut_nor_overlapped(overlap: int) -> None:
+    from dataclasses import replace
+
+    from common.ingestion.extract import Row
+
+    text, starts = _records(300, random.Random(11))
+    doc = replace(make_doc([text]), rows=[Row(start, n) for n, start in enumerate(starts)])
+    chunks = chunk_text(doc, max_tokens=60, overlap_tokens=overlap, tokenizer=WordCounter())
+    bounds = [*starts, len(text) + 2]
+    for number, start in enumerate(starts):
+        end = bounds[number + 1] - 2
+        holders = [c for c in chunks if c.char_start < end and c.char_end > start]
+        if len(text[start:end].split()) <= 60:
+            assert len(holders) == 1, f"record {number} is cut or repeated"
+            assert holders[0].char_start <= start and holders[0].char_end >= end
+
+
+def test_slides_sheets_and_chapters_are_never_joined_in_one_chunk() -> None:
+    from dataclasses import replace
+
+    from common.ingestion.extractors.base import PageUnit
+
+    slides = [f"Slide {n} says word{n}." for n in range(1, 6)]
+    for unit in (PageUnit.SLIDE, PageUnit.SHEET, PageUnit.CHAPTER):
+        doc = replace(make_doc(slides), unit=unit)
+        chunks = chunk_text(doc, max_tokens=200, overlap_tokens=10, tokenizer=WordCounter())
+        assert [(c.page_start, c.page_end) for c in chunks] == [(n, n) for n in range(1, 6)]
+    pdf = chunk_text(make_doc(slides), max_tokens=200, overlap_tokens=10, tokenizer=WordCounter())
+    assert len(pdf) == 1, "PDF pages are still joined when short"

@@ -197,7 +197,7 @@ def test_unknown_route_is_404_and_wrong_method_is_405(query_api: QueryApi, corpu
     assert wrong.headers["allow"] == "POST"
     document = query_api.client.put(f"/v1/documents/{uuid.uuid4()}")
     _error(document, 405)
-    assert document.headers["allow"] == "DELETE, GET"
+    assert document.headers["allow"] == "DELETE, GET, PATCH"
 
 
 def test_path_ids_that_are_not_uuids_are_404(query_api: QueryApi, corpus: Corpus) -> None:

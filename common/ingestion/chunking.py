@@ -8,10 +8,12 @@ Two passes, each linear in the text:
 2. Merge pieces greedily up to `max_tokens`, using the sum of piece counts (minus the per-call
    overhead such as [CLS]/[SEP], measured once) as the estimate. When a chunk is full it ends at
    the strongest boundary among the points where it is at least half full (latest wins ties), so
-   chunks end at a page, table block or paragraph end when one is near. The next chunk starts with
-   the trailing whole pieces of the previous one worth up to `overlap_tokens` (no overlap across a
-   page break, so page provenance stays clean, nor into a table block, which opens with its own
-   header row). A table block's rows are its pieces. Each chunk is counted once more for its stored
+   chunks end at a page, block or paragraph end when one is near. A block (table rows that open with
+   their header, or one record of a sheet or JSON file) that fits one chunk is never cut: the
+   chunk ends before it. Slides, sheets and chapters are never joined in one chunk. The next chunk
+   starts with the trailing whole pieces of the previous one worth up to `overlap_tokens` (no
+   overlap across a page break, so page provenance stays clean, nor into a block). A block's
+   lines are its pieces. Each chunk is counted once more for its stored
    `token_count`; in the rare case the real count exceeds the budget, pieces are dropped and it is
    recounted.
 
@@ -27,10 +29,14 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from common.ingestion.extract import ExtractedText, Page
+from common.ingestion.extractors.base import PageUnit
 
-# Boundary strengths; a TABLE block (a paragraph of Markdown rows, see
-# `common.ingestion.extractors.layout`) repeats its header, so no overlap runs into it.
-PAGE, TABLE, PARAGRAPH, SENTENCE, LINE, WORD = 5, 4, 3, 2, 1, 0
+# Boundary strengths. A BLOCK is a paragraph of table rows (which repeats its header, see
+# `common.ingestion.extractors.layout`) or a record: no overlap runs into it, and one that fits
+# a chunk is never cut.
+PAGE, BLOCK, PARAGRAPH, SENTENCE, LINE, WORD = 5, 4, 3, 2, 1, 0
+# Formats whose pages are units of their own: a chunk never spans two slides, sheets or chapters.
+_SEPARATE_PAGES = frozenset({PageUnit.SLIDE, PageUnit.SHEET, PageUnit.CHAPTER})
 MIN_FILL = 0.5
 
 _PARAGRAPH_BREAK = re.compile(r"\n[^\S\n]*\n\s*")
@@ -142,21 +148,27 @@ class _Pieces:
         self.ends: list[int] = []
         self.costs: list[int] = []
         self.strengths: list[int] = []
+        # Per piece: the index of the first piece of its block, or -1 outside blocks.
+        self.blocks: list[int] = []
+        self.separate_pages = doc.unit in _SEPARATE_PAGES
+        self._row_starts = {row.char_start for row in doc.rows}
 
     def split(self) -> None:
         text = self.text
         previous_page: int | None = None
         for para_start, para_end in _segments(text, 0, len(text), _PARAGRAPH_BREAK):
             page = self.pages.first(para_start)
-            table = text.startswith("| ", para_start)
-            strength = TABLE if table else PARAGRAPH
+            block = text.startswith("| ", para_start) or para_start in self._row_starts
+            strength = BLOCK if block else PARAGRAPH
             if previous_page is not None and page != previous_page:
                 strength = PAGE
             previous_page = self.pages.last(para_end)
-            if table:  # rows are the pieces: a row is never cut at a full stop in a cell
+            if block:  # lines are the pieces: a row is never cut at a full stop in a cell
+                self._block = len(self.starts)
                 for start, end in _segments(text, para_start, para_end, _LINE_BREAK):
                     self._sentence(start, end, strength)
                     strength = LINE
+                self._block = -1
                 continue
             for start, end in _sentences(text, para_start, para_end):
                 self._sentence(start, end, strength)
@@ -165,11 +177,14 @@ class _Pieces:
     def _count(self, start: int, end: int) -> int:
         return self.tokenizer.count_tokens(self.text[start:end])
 
+    _block = -1  # while splitting a block: the index of its first piece
+
     def _add(self, start: int, end: int, count: int, strength: int) -> None:
         self.starts.append(start)
         self.ends.append(end)
         self.costs.append(count - self.base)
         self.strengths.append(strength)
+        self.blocks.append(self._block)
 
     def _sentence(self, start: int, end: int, strength: int) -> None:
         count = self._count(start, end)
@@ -235,19 +250,42 @@ class _Merger:
         costs, n = self.p.costs, len(self.p.costs)
         spans: list[tuple[int, int, int]] = []
         first, first_new = 0, 0  # first piece of the chunk; first piece not in the previous one
+        strengths, separate = self.p.strengths, self.p.separate_pages
         while first < n:
             end, total = first, 0
             while end < n and total + costs[end] <= self.budget:
+                if separate and end > first and strengths[end] == PAGE:
+                    break
                 total += costs[end]
                 end += 1
             if end < n:
-                end = self._best_break(first, max(first_new + 1, first + 1), end, total)
+                if not (separate and strengths[end] == PAGE):
+                    end = self._best_break(first, max(first_new + 1, first + 1), end, total)
+                end = self._whole_block(first_new, end)
             first, end, count = self._verified(first, first_new, end)
             spans.append((self.p.starts[first], self.p.ends[end - 1], count))
             if end >= n:
                 break
             first, first_new = self._overlap_start(first, end), end
         return spans
+
+    def _whole_block(self, first_new: int, end: int) -> int:
+        """Where the chunk ends so that it does not cut a block that fits one chunk: before the
+        block, when the chunk keeps a new piece without it."""
+        block = self.p.blocks[end]
+        if block <= first_new or block == end:
+            return end
+        if self._block_cost(block) > self.budget:
+            return end  # too big for any chunk: cut where it fills
+        return block
+
+    def _block_cost(self, block: int) -> int:
+        blocks, costs = self.p.blocks, self.p.costs
+        total, index = 0, block
+        while index < len(blocks) and blocks[index] == block:
+            total += costs[index]
+            index += 1
+        return total
 
     def _best_break(self, first: int, lowest: int, full: int, total: int) -> int:
         """The end (exclusive piece index) in [lowest, full] with the strongest boundary."""
@@ -281,7 +319,7 @@ class _Merger:
     def _overlap_start(self, first: int, end: int) -> int:
         """Where the next chunk starts: trailing whole pieces worth <= overlap_tokens."""
         costs = self.p.costs
-        if self.overlap_tokens == 0 or self.p.strengths[end] >= TABLE:
+        if self.overlap_tokens == 0 or self.p.strengths[end] >= BLOCK:
             return end
         start, overlap = end, 0
         while start - 1 > first and overlap + costs[start - 1] <= self.overlap_tokens:

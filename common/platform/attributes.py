@@ -41,6 +41,24 @@ _NUMBER = re.compile(r"^-?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 AttributeValue = str | float | int | bool | list[str]
 
 
+# Attributes as JSON Schema (API bodies): names, count, and the value shapes; the project's
+# types and the 8 KiB limit are checked on use.
+def attributes_schema(*, removals: bool) -> dict[str, Any]:
+    value: list[dict[str, Any]] = [
+        {"type": ["string", "number", "boolean"]},
+        {"type": "array", "maxItems": MAX_LIST_ITEMS, "items": {"type": "string"}},
+        {"type": "object", "description": 'Bedrock\'s typed form: {"value": {"type": ...}}'},
+    ]
+    if removals:
+        value.append({"type": "null"})
+    return {
+        "type": "object",
+        "maxProperties": MAX_ATTRIBUTES,
+        "propertyNames": {"pattern": NAME_PATTERN, "not": {"enum": sorted(AUTOMATIC_TYPES)}},
+        "additionalProperties": {"anyOf": value},
+    }
+
+
 class AttributeType(StrEnum):
     STRING = "string"
     NUMBER = "number"

@@ -24,6 +24,7 @@ from typing import Any
 from common.platform.attributes import (
     AUTOMATIC_TYPES,
     MAX_LIST_ITEMS,
+    NAME_PATTERN,
     AttributeType,
     Automatic,
     normalize_date,
@@ -279,27 +280,35 @@ class _Compiler:
         return f"coalesce((SELECT {test} FROM (SELECT d.attributes ->> {name} AS t) x), false)"
 
 
+FILTER_SCHEMA_NAME = "DocumentFilter"
+FILTER_REF = {"$ref": f"#/components/schemas/{FILTER_SCHEMA_NAME}"}
+_SCALAR = {"type": ["string", "number", "boolean"]}
+
+
+def _value_schema(operator: str) -> dict[str, Any]:
+    if operator in ("in", "notIn"):
+        return {"type": "array", "minItems": 1, "maxItems": MAX_LIST_ITEMS, "items": _SCALAR}
+    if operator in ("equals", "notEquals"):
+        return {"anyOf": [_SCALAR, {"type": "array", "items": {"type": "string"}}]}
+    if operator in COMPARISONS:
+        return {"type": ["number", "string"]}
+    return {"type": "string"}
+
+
 def _leaf_schema(operator: str) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": "object",
-        "properties": {"key": {"type": "string", "minLength": 1, "maxLength": 64}},
+        "properties": {"key": {"type": "string", "pattern": NAME_PATTERN}},
         "required": ["key"],
         "additionalProperties": False,
     }
     if operator != "exists":
-        value: dict[str, Any] = (
-            {"type": "array", "minItems": 1, "maxItems": MAX_LIST_ITEMS}
-            if operator in ("in", "notIn")
-            else {
-                "type": ["string", "number", "boolean"]
-                if operator in ("equals", "notEquals")
-                else ["string", "number"]
-                if operator in COMPARISONS
-                else "string"
-            }
-        )
-        body["properties"]["value"] = value
+        body["properties"]["value"] = _value_schema(operator)
         body["required"] = ["key", "value"]
+    return _one(operator, body)
+
+
+def _one(operator: str, body: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {operator: body},
@@ -308,36 +317,19 @@ def _leaf_schema(operator: str) -> dict[str, Any]:
     }
 
 
-# The language as JSON Schema, for the OpenAPI document (recursion through $defs would need a
-# components entry; combinators accept any filter object, checked on use with a 422 that names
-# the offending part).
+_FILTERS = {"type": "array", "minItems": 1, "maxItems": 10, "items": FILTER_REF}
+# The language as JSON Schema: the OpenAPI document's `DocumentFilter` component, recursive
+# through its combinators. Whether a key exists in the project and its value has the key's
+# type depends on the project's data: those are 422s no static schema can state.
 FILTER_SCHEMA: dict[str, Any] = {
-    "description": "A document filter: one operator per object. Leaves: "
+    "description": "A document filter: one operator per object. Leaves ("
     + ", ".join(LEAVES)
-    + " ({key, value}; exists takes only key); combinators: andAll and orAll (lists of "
-    "filters), not (a filter).",
-    "type": "object",
-    "minProperties": 1,
-    "maxProperties": 1,
+    + ") take {key, value} (exists only key); andAll and orAll take lists of filters, not "
+    "takes one.",
     "oneOf": [
         *(_leaf_schema(operator) for operator in LEAVES),
-        {
-            "type": "object",
-            "properties": {"andAll": {"type": "array", "minItems": 1, "items": {"type": "object"}}},
-            "required": ["andAll"],
-            "additionalProperties": False,
-        },
-        {
-            "type": "object",
-            "properties": {"orAll": {"type": "array", "minItems": 1, "items": {"type": "object"}}},
-            "required": ["orAll"],
-            "additionalProperties": False,
-        },
-        {
-            "type": "object",
-            "properties": {"not": {"type": "object"}},
-            "required": ["not"],
-            "additionalProperties": False,
-        },
+        _one("andAll", _FILTERS),
+        _one("orAll", _FILTERS),
+        _one("not", FILTER_REF),
     ],
 }

@@ -16,9 +16,10 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 from sqlalchemy import select
 
+from common.platform.attributes import attributes_schema
 from common.platform.config import Settings
 from common.platform.db import transaction
 from common.platform.errors import ApiError
@@ -60,7 +61,9 @@ class UploadRequest(BaseModel):
         description=f"The file's type; one of {accepted_list()} (parameters allowed)."
     )
     size: int = Field(ge=1, description="The file's size in bytes (the upload may not exceed it).")
-    metadata: dict[str, Any] | None = Field(
+    metadata: (
+        Annotated[dict[str, Any], WithJsonSchema(attributes_schema(removals=False))] | None
+    ) = Field(
         default=None,
         description="Attributes of the document, sent as signed `x-goog-meta-*` headers the "
         "PUT must carry (names in lower case: HTTP headers ignore case; printable ASCII "
@@ -86,9 +89,9 @@ class SourceRequest(BaseModel):
     title: Annotated[StorableText, Field(min_length=1, max_length=MAX_TITLE_CHARS)] | None = None
     text: Annotated[StorableText, Field(min_length=1)] | None = None
     mime_type: Literal["text/plain", "text/markdown"] | None = None
-    metadata: dict[str, Any] | None = Field(
-        default=None, description="Attributes of the document (see README 'Attributes')."
-    )
+    metadata: (
+        Annotated[dict[str, Any], WithJsonSchema(attributes_schema(removals=False))] | None
+    ) = Field(default=None, description="Attributes of the document (see README 'Attributes').")
 
     @model_validator(mode="after")
     def _one_kind(self) -> SourceRequest:

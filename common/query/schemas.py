@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from common.query.filters import FILTER_SCHEMA
+from common.query.filters import FILTER_REF
 
 MAX_QUESTION_CHARS = 4000
 MAX_SYSTEM_PROMPT_CHARS = 8000
@@ -97,7 +97,7 @@ class QueryRequest(BaseModel):
     document_ids: Annotated[
         list[uuid.UUID] | None, Field(min_length=1, max_length=MAX_DOCUMENT_FILTER)
     ] = None
-    filter: Annotated[dict[str, Any], WithJsonSchema(FILTER_SCHEMA)] | None = Field(
+    filter: Annotated[dict[str, Any], WithJsonSchema(FILTER_REF)] | None = Field(
         default=None,
         description="Only documents whose attributes match (see README 'Attributes and "
         "filters'); combined with document_ids when both are given.",

@@ -8,12 +8,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 from sqlalchemy import text
 
-from common.platform.attributes import known_types
+from common.platform.attributes import attributes_schema, known_types
 from common.platform.db import transaction
 from common.platform.errors import ApiError
 from common.platform.models import DocumentStatus
@@ -190,10 +190,11 @@ class MetadataPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    metadata: dict[str, Any] = Field(
-        description="Attributes to set; null removes one. Nothing is re-embedded.",
-        min_length=1,
-    )
+    metadata: Annotated[
+        dict[str, Any],
+        Field(min_length=1),
+        WithJsonSchema({**attributes_schema(removals=True), "minProperties": 1}),
+    ] = Field(description="Attributes to set; null removes one. Nothing is re-embedded.")
 
 
 def patch_document(

@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from common.query.api.routing import Route
+from common.query.filters import FILTER_SCHEMA, FILTER_SCHEMA_NAME
 
 API_VERSION = "1.0.0"
 REF = "#/components/schemas/{model}"
@@ -163,7 +164,7 @@ def build_openapi(routes: Sequence[Route]) -> dict[str, Any]:
         },
         "paths": paths,
         "components": {
-            "schemas": definitions,
+            "schemas": {**definitions, FILTER_SCHEMA_NAME: FILTER_SCHEMA},
             "securitySchemes": {
                 "apiKey": {
                     "type": "http",
