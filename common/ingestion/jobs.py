@@ -34,7 +34,7 @@ from common.ingestion.extractors.base import ExtractOptions
 from common.ingestion.job_write import fail_document, give_up, lock_for_write, write_result
 from common.ingestion.lease import LeaseKeeper, LeaseLostError, lease_deadline, lease_is_live
 from common.ingestion.locations import with_locations
-from common.ingestion.ocr import get_ocr_engine
+from common.ingestion.ocr import get_ocr_engine, ocr_deadline
 from common.ingestion.sections import (
     CONTEXT_TOKENS,
     document_title,
@@ -266,6 +266,7 @@ def extraction_options(
         ocr=get_ocr_engine(settings),
         ocr_dpi=settings.ocr_dpi,
         checkpoint=checkpoint,
+        deadline=ocr_deadline(settings),
     )
 
 

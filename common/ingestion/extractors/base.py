@@ -96,6 +96,8 @@ class ExtractOptions:
     ocr_dpi: int = 200
     # Called between pages of long work (OCR): raises to stop (a lost lease, a time budget).
     checkpoint: Callable[[], None] | None = None
+    # time.monotonic() by which OCR must be done (the job's time budget); None: no limit.
+    deadline: float | None = None
     # Set by `extract_text` for the extractor: the detected format and the declared charset.
     kind: Kind | None = None
     charset: str | None = None
@@ -111,6 +113,8 @@ class OcrEngine(Protocol):
     """Recognises the text of page images (`common.ingestion.ocr`)."""
 
     name: str
+    # Pages recognised at once: 1 for an engine that spreads one page over every CPU.
+    concurrency: int
 
     def recognize(self, image: object) -> str:
         """The text of one page image (a PIL image), lines in reading order; "" when none."""

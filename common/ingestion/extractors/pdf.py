@@ -2,23 +2,33 @@
 
 Encrypted files are opened with the empty user password first: owner-only protection (printing or
 copying restrictions) still lets anyone read the text, so such files ingest normally.
+
+A page whose text layer is empty or only whitespace (a scan, a photo, a fax) is rendered with
+pdfium at `ExtractOptions.ocr_dpi` (less when that would exceed `max_image_pixels`) and read by
+the OCR engine; pages with text keep it and cost nothing more: a text PDF never loads pdfium or
+the OCR models. A page pdfium cannot render is left out with a notice, unless no page is left.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
+import math
 import re
 import struct
+import threading
 import zlib
 from typing import TYPE_CHECKING, Any
 
 from common.ingestion.extractors.base import ExtractOptions, RawDocument, RawPage
 from common.ingestion.extractors.headings import clean_heading, strip_marks
+from common.ingestion.ocr.pages import recognize_pages
 from common.platform.errors import PermanentIngestionError
 
 if TYPE_CHECKING:
     from pypdf import PdfReader
+    from pypdfium2 import PdfDocument
 
 logger = logging.getLogger(__name__)
 
@@ -45,19 +55,110 @@ _PARSER_ERRORS: tuple[type[BaseException], ...] = (
 
 
 NO_TEXT = "no extractable text (scanned or image-only PDF?); OCR is not supported"
+# PDFium is not thread-safe: every call into it, from any thread, holds this lock.
+_PDFIUM_LOCK = threading.Lock()
 
 
 def extract(data: bytes, options: ExtractOptions) -> RawDocument:
-    """Every page's text layer, the outline as headings (numbered lines when there is none)."""
-    pages, outline = extract_pdf(data, max_pages=options.max_pages)
+    """Every page's text layer, the outline as headings (numbered lines when there is none);
+    pages without a text layer are OCR'd when an engine is given."""
+    texts, outline = extract_pdf(data, max_pages=options.max_pages)
+    pages = [RawPage(strip_marks(text)) for text in texts]
+    blank = [index for index, text in enumerate(texts) if not text.strip()]
+    notices: list[str] = []
+    empty_message = NO_TEXT
+    if blank and options.ocr is not None:
+        notices = _recognize_blank_pages(data, pages, blank, options)
+        empty_message = (
+            "no extractable text: the PDF has no text layer and OCR recognised nothing on its "
+            f"{len(pages)} page{'s' if len(pages) > 1 else ''}"
+        )
     return RawDocument(
-        [RawPage(strip_marks(text)) for text in pages],
+        pages,
         paged=True,
         form="NFKC",
-        empty_message=NO_TEXT,
+        empty_message=empty_message,
+        notices=notices,
         outline=outline,
         numbered_headings=True,
     )
+
+
+def _recognize_blank_pages(
+    data: bytes, pages: list[RawPage], blank: list[int], options: ExtractOptions
+) -> list[str]:
+    """OCR each page without a text layer in place; the notices (pages that would not render)."""
+    assert options.ocr is not None
+    failed: list[int] = []
+    with _Renderer(data, options) as renderer:
+        loaders = (functools.partial(renderer.render, index, failed) for index in blank)
+        texts = recognize_pages(loaders, len(blank), options.ocr, options)
+        for index, text in zip(blank, texts, strict=True):
+            if text and text.strip():
+                pages[index] = RawPage(strip_marks(text), ocr=True)
+    if not failed:
+        return []
+    if len(failed) == len(pages):
+        raise PermanentIngestionError(
+            "the PDF has no text layer and its pages could not be rendered for OCR"
+        )
+    numbers = ", ".join(str(number) for number in failed)
+    return [f"page{'s' if len(failed) > 1 else ''} {numbers} could not be rendered for OCR"]
+
+
+class _Renderer:
+    """Page images for OCR, one at a time, through pdfium (imported only for such pages)."""
+
+    def __init__(self, data: bytes, options: ExtractOptions) -> None:
+        self._data = data
+        self._dpi = options.ocr_dpi
+        self._max_pixels = options.max_image_pixels
+        self._document: PdfDocument | None = None
+
+    def __enter__(self) -> _Renderer:
+        import pypdfium2 as pdfium
+
+        with _PDFIUM_LOCK:
+            try:
+                # The empty password opens owner-only protection, as pypdf did.
+                self._document = pdfium.PdfDocument(self._data, password="")
+            except pdfium.PdfiumError as exc:
+                logger.info("pdfium cannot open the PDF: %s", type(exc).__name__)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        with _PDFIUM_LOCK:
+            if self._document is not None:
+                self._document.close()
+
+    def render(self, index: int, failed: list[int]) -> object | None:
+        """Page `index` (0-based) as a greyscale PIL image, or None (recorded in `failed`)."""
+        import pypdfium2 as pdfium
+
+        with _PDFIUM_LOCK:
+            try:
+                if self._document is None:
+                    raise pdfium.PdfiumError("document not open")
+                page = self._document[index]
+                try:
+                    width, height = page.get_size()
+                    bitmap = page.render(scale=self._scale(width, height), grayscale=True)
+                    # Shares the bitmap's native buffer, which lives as long as the image.
+                    image: object = bitmap.to_pil()
+                finally:
+                    page.close()
+            except (pdfium.PdfiumError, ValueError) as exc:
+                logger.info("PDF page %d not rendered: %s", index + 1, type(exc).__name__)
+                failed.append(index + 1)
+                return None
+        return image
+
+    def _scale(self, width: float, height: float) -> float:
+        """`ocr_dpi`, lowered so that the page stays within `max_image_pixels`."""
+        scale = self._dpi / 72
+        if width > 0 and height > 0 and width * height * scale * scale > self._max_pixels:
+            scale = 0.99 * math.sqrt(self._max_pixels / (width * height))  # pdfium rounds
+        return scale
 
 
 def extract_pdf_pages(data: bytes, *, max_pages: int) -> list[str]:
