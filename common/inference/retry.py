@@ -266,3 +266,14 @@ def give_up(failure: Failure, *, what: str, attempts: int) -> Exception:
         )
     cause = f"HTTP {failure.status}" if failure.status else failure.detail[:200]
     return ModelUnavailableError(f"{what} unavailable after {attempts} attempts ({cause})")
+
+
+def shared_backoff(
+    settings: Settings, sleep: Callable[[float], None] | None = None
+) -> tuple[RetryPolicy, BackoffGate]:
+    """A retry policy and the gate its concurrent calls share. With a recording `sleep` (tests)
+    the gate keeps the same virtual time as the recorded waits."""
+    if sleep is None:
+        return RetryPolicy.from_settings(settings), BackoffGate()
+    time = VirtualTime(sleep)
+    return RetryPolicy.from_settings(settings, sleep=time.sleep), BackoffGate(clock=time.clock)

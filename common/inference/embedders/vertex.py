@@ -29,10 +29,8 @@ import numpy.typing as npt
 
 from common.inference.retry import (
     REQUEST_TIMEOUT_SECONDS,
-    BackoffGate,
     ModelRequestError,
-    RetryPolicy,
-    VirtualTime,
+    shared_backoff,
 )
 from common.platform.config import Settings
 
@@ -116,13 +114,7 @@ class VertexEmbedder:
         self.dimension = settings.resolved_embedding_dim
         self._batch_size = min(settings.resolved_embedding_batch_size, MAX_TEXTS_PER_REQUEST)
         self._concurrency = settings.embedding_concurrency
-        if sleep is None:
-            self._retry = RetryPolicy.from_settings(settings)
-            self._gate = BackoffGate()
-        else:  # tests record the waits: the gate then keeps the same (virtual) time
-            time = VirtualTime(sleep)
-            self._retry = RetryPolicy.from_settings(settings, sleep=time.sleep)
-            self._gate = BackoffGate(clock=time.clock)
+        self._retry, self._gate = shared_backoff(settings, sleep)
         self._get_client = LazyVertexClient(settings, credentials)
 
     def count_tokens(self, text: str) -> int:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from common.inference.embedders.vertex import LazyVertexClient
-from common.inference.retry import BackoffGate, ModelRequestError, RetryPolicy, VirtualTime
+from common.inference.retry import ModelRequestError, shared_backoff
 from common.platform.config import Settings
 from common.platform.errors import PermanentIngestionError
 
@@ -60,13 +60,7 @@ class GeminiOcr:
         sleep: Callable[[float], None] | None = None,
     ) -> None:
         self.model_name = settings.parser_model
-        if sleep is None:
-            self._retry = RetryPolicy.from_settings(settings)
-            self._gate = BackoffGate()
-        else:  # tests record the waits: the gate then keeps the same (virtual) time
-            time = VirtualTime(sleep)
-            self._retry = RetryPolicy.from_settings(settings, sleep=time.sleep)
-            self._gate = BackoffGate(clock=time.clock)
+        self._retry, self._gate = shared_backoff(settings, sleep)
         self._get_client = LazyVertexClient(settings, credentials)
 
     def recognize(self, image: object) -> str:
