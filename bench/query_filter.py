@@ -33,6 +33,11 @@ import numpy as np
 from sqlalchemy import Engine, text
 
 from bench.query_data import Corpus, Project, sample_vectors
+from common.platform.attributes import known_types, register_types
+from common.platform.config import get_settings
+from common.platform.db import transaction
+from common.query import retrieval
+from common.query.filters import CompiledFilter, compile_filter
 
 # The last commit before filters reached retrieval (d1d45d0 added `document_filter` and the
 # documents' attributes to the final SELECT of every search).
@@ -95,7 +100,7 @@ def _starts(counts: list[int], seed: int) -> np.ndarray:
 
 
 def attributes_for(counts: list[int]) -> list[dict[str, Any]]:
-    """Attributes of documents with these chunk counts (in a fixed order: by id)."""
+    """Attributes of documents with these chunk counts (in a fixed order: by title, "doc N")."""
     bucket, department, contract, review = (_starts(counts, seed) for seed in (1, 2, 3, 4))
     rows = []
     for number in range(len(counts)):
@@ -122,14 +127,12 @@ _UPDATE = text(
 def apply_attributes(engine: Engine, project: Project) -> dict[str, float]:
     """Give the project's documents their attributes (once: a reused corpus has them); returns
     the seconds taken, by step, for the load report."""
-    from common.platform.attributes import known_types, register_types
-    from common.platform.db import transaction
 
     with transaction() as session:
         if "bucket" in known_types(session, project.id):
             return {}
         rows = session.execute(
-            text("SELECT id, chunk_count FROM documents WHERE project_id = :p ORDER BY id"),
+            text("SELECT id, chunk_count FROM documents WHERE project_id = :p ORDER BY title"),
             {"p": project.id},
         ).all()
         started = time.perf_counter()
@@ -158,24 +161,21 @@ def apply_attributes(engine: Engine, project: Project) -> dict[str, float]:
 
 
 # --- filtered search ----------------------------------------------------------------------------
-def _settings() -> Any:
-    from common.platform.config import get_settings
-
-    return get_settings()
-
-
 def _percentiles(values: list[float]) -> dict[str, float]:
     array = np.asarray(values)
     return {f"p{q}_ms": float(np.percentile(array, q)) for q in (50, 95, 99)}
 
 
-def _timed(work: Callable[[Any], object]) -> float:
-    from common.platform.db import transaction
-
+def _run[T](work: Callable[[Any], T]) -> tuple[T, float]:
+    """The work in one transaction, and its milliseconds."""
     started = time.perf_counter()
     with transaction() as session:
-        work(session)
-    return (time.perf_counter() - started) * 1000
+        result = work(session)
+    return result, (time.perf_counter() - started) * 1000
+
+
+def _compiled(session: Any, project: Project, raw: dict[str, Any]) -> CompiledFilter:
+    return compile_filter(raw, known_types(session, project.id))
 
 
 def _filtered_search(
@@ -183,21 +183,17 @@ def _filtered_search(
 ) -> Callable[[Any], list[Any]]:
     """What the query service runs for a filtered question: the registry, the compiled filter,
     then the search (whose first round trip is `matching_documents`)."""
-    from common.platform.attributes import known_types
-    from common.query.filters import compile_filter
-    from common.query.retrieval import search
 
     def work(session: Any) -> list[Any]:
-        compiled = compile_filter(raw, known_types(session, project.id))
-        return search(
+        return retrieval.search(
             session,
             project_id=project.id,
             query_vector=vector,
             question=question,
             top_k=10,
-            ef_search=_settings().hnsw_ef_search,
-            exact_max_chunks=_settings().exact_search_max_chunks,
-            document_filter=compiled,
+            ef_search=get_settings().hnsw_ef_search,
+            exact_max_chunks=get_settings().exact_search_max_chunks,
+            document_filter=_compiled(session, project, raw),
             arms=arms,
         )
 
@@ -206,8 +202,6 @@ def _filtered_search(
 
 def _exact_top10(project: Project, documents: list[uuid.UUID], vector: np.ndarray) -> set[Any]:
     """The true 10 nearest of exactly the matching chunks: an ORDER BY no index can serve."""
-    from common.platform.db import transaction
-    from common.query.retrieval import vector_literal
 
     with transaction() as session:
         rows = session.execute(
@@ -216,27 +210,23 @@ def _exact_top10(project: Project, documents: list[uuid.UUID], vector: np.ndarra
                 "AND document_id = ANY(CAST(:ids AS uuid[])) "
                 "ORDER BY (embedding <=> CAST(:q AS vector)) + 0 LIMIT 10"
             ),
-            {"p": project.id, "ids": documents, "q": vector_literal(vector)},
+            {"p": project.id, "ids": documents, "q": retrieval.vector_literal(vector)},
         ).all()
     return {row[0] for row in rows}
 
 
 def _plan(project: Project, raw: dict[str, Any], vector: np.ndarray) -> str:
-    from common.platform.attributes import known_types
-    from common.platform.db import transaction
-    from common.query.filters import compile_filter
-    from common.query.retrieval import explain_search
 
     with transaction() as session:
-        plan = explain_search(
+        plan = retrieval.explain_search(
             session,
             project_id=project.id,
             query_vector=vector,
             question="",
             top_k=10,
-            ef_search=_settings().hnsw_ef_search,
-            exact_max_chunks=_settings().exact_search_max_chunks,
-            document_filter=compile_filter(raw, known_types(session, project.id)),
+            ef_search=get_settings().hnsw_ef_search,
+            exact_max_chunks=get_settings().exact_search_max_chunks,
+            document_filter=_compiled(session, project, raw),
         )
     if "ix_chunks_hnsw_project_" in plan:
         return "own-hnsw"
@@ -246,14 +236,11 @@ def _plan(project: Project, raw: dict[str, Any], vector: np.ndarray) -> str:
 def _matching(project: Project, filter_class: FilterClass) -> tuple[list[uuid.UUID], bool, int]:
     """The documents the service matches, whether the hand-written predicate agrees, and their
     chunks."""
-    from common.platform.attributes import known_types
-    from common.platform.db import transaction
-    from common.query.filters import compile_filter
-    from common.query.retrieval import matching_documents
 
     with transaction() as session:
-        compiled = compile_filter(filter_class.raw, known_types(session, project.id))
-        served = matching_documents(session, project.id, compiled)
+        served = retrieval.matching_documents(
+            session, project.id, _compiled(session, project, filter_class.raw)
+        )
         truth = session.scalars(
             text(
                 "SELECT d.id FROM documents d WHERE d.project_id = :p AND d.status <> 'failed' "
@@ -273,9 +260,6 @@ def _matching(project: Project, filter_class: FilterClass) -> tuple[list[uuid.UU
 def filter_class_figures(
     corpus: Corpus, project: Project, filter_class: FilterClass, queries: int, words: Any
 ) -> dict[str, Any]:
-    from common.platform.attributes import known_types
-    from common.query.filters import compile_filter
-    from common.query.retrieval import matching_documents
 
     documents, agrees, chunks = _matching(project, filter_class)
     rng = np.random.default_rng(int(filter_class.share * BUCKETS))
@@ -284,22 +268,20 @@ def filter_class_figures(
     matching: list[float] = []
     for vector in vectors:
         question = " ".join(words.choices(corpus.vocabulary, k=8))
-        served.append(_timed(_filtered_search(project, filter_class.raw, vector, question)))
+        served.append(_run(_filtered_search(project, filter_class.raw, vector, question))[1])
         matching.append(
-            _timed(
-                lambda session: matching_documents(
-                    session,
-                    project.id,
-                    compile_filter(filter_class.raw, known_types(session, project.id)),
+            _run(
+                lambda session: retrieval.matching_documents(
+                    session, project.id, _compiled(session, project, filter_class.raw)
                 )
-            )
+            )[1]
         )
     found = expected = leaks = 0
     recall_queries = max(10, queries // 2)
     allowed = set(documents)
     for vector in vectors[:recall_queries]:
         truth = _exact_top10(project, documents, vector)
-        results = _timed_result(_filtered_search(project, filter_class.raw, vector, "", "dense"))
+        results, _ = _run(_filtered_search(project, filter_class.raw, vector, "", "dense"))
         found += len({r.chunk_id for r in results} & truth)
         expected += len(truth)
         leaks += sum(r.document_id not in allowed for r in results)
@@ -316,13 +298,6 @@ def filter_class_figures(
         "recall_queries": recall_queries,
         "leaks": leaks,
     }
-
-
-def _timed_result(work: Callable[[Any], list[Any]]) -> list[Any]:
-    from common.platform.db import transaction
-
-    with transaction() as session:
-        return work(session)
 
 
 # --- unfiltered, before and after ---------------------------------------------------------------
@@ -351,7 +326,6 @@ def unfiltered_figures(
 ) -> dict[str, Any]:
     """Today's hybrid search against the pre-filter module on the same questions, alternating
     which runs first; per size class p50/p95 and the median of the per-question ratios."""
-    from common.query import retrieval
 
     before = retrieval_before()
     if before is None:
@@ -367,7 +341,7 @@ def unfiltered_figures(
             order = ("before", "after") if number % 2 == 0 else ("after", "before")
             for which in order:
                 module = before if which == "before" else retrieval
-                times[which].append(_timed(_unfiltered(module, project, vector, question)))
+                times[which].append(_run(_unfiltered(module, project, vector, question))[1])
         ratios = np.asarray(times["after"]) / np.asarray(times["before"])
         figures[name] = {
             **{f"before_{k}": v for k, v in _percentiles(times["before"]).items()},
@@ -389,8 +363,8 @@ def _unfiltered(
             query_vector=vector,
             question=question,
             top_k=10,
-            ef_search=_settings().hnsw_ef_search,
-            exact_max_chunks=_settings().exact_search_max_chunks,
+            ef_search=get_settings().hnsw_ef_search,
+            exact_max_chunks=get_settings().exact_search_max_chunks,
         )
 
     return work
