@@ -96,7 +96,7 @@ def _xlsx(sheets: dict[str, list[list[object]]], formats: dict[str, str]) -> byt
     from openpyxl import Workbook
 
     book = Workbook()
-    book.remove(book.active)  # type: ignore[arg-type]
+    book.remove(book.active)
     for name, rows in sheets.items():
         sheet = book.create_sheet(name)
         for row in rows:

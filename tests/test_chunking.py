@@ -245,7 +245,9 @@ def test_real_embedding_tokenizer_counts_stay_within_budget():
 
 def _records(count: int, rng: random.Random) -> tuple[str, list[int]]:
     """JSON-like records of 5-40 words each, one paragraph each; their start offsets."""
-    parts, starts, cursor = [], [], 0
+    parts: list[str] = []
+    starts: list[int] = []
+    cursor = 0
     for number in range(count):
         lines = [
             f"field{n}: " + " ".join(rng.choice(VOCABULARY) for _ in range(rng.randint(1, 7)))

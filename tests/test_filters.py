@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from common.inference.embeddings import get_embedder
-from common.platform.attributes import known_types
+from common.platform.attributes import AttributeValue, known_types
 from common.platform.config import get_settings
 from common.platform.db import transaction
 from common.platform.errors import ApiError
@@ -22,7 +22,7 @@ from common.query.retrieval import matching_documents, search
 from tests.fixtures.factories import Tenant, make_tenant
 from tests.fixtures.query import insert_document
 
-DOCUMENTS: dict[str, dict[str, object]] = {
+DOCUMENTS: dict[str, dict[str, AttributeValue]] = {
     "lease-2025": {
         "department": "legal",
         "year": 2025,
