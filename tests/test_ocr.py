@@ -30,7 +30,8 @@ from common.ingestion.ocr import get_ocr_engine
 from common.ingestion.ocr.gemini import MAX_IMAGE_BYTES, GeminiOcr, encode_page
 from common.ingestion.ocr.layout import Box, page_text
 from common.ingestion.ocr.local import LocalOcr, _upright_turn
-from common.localstack.vertex_standin import MAX_INLINE_IMAGE_BYTES, ModelStandin
+from common.localstack.vertex_images import MAX_INLINE_IMAGE_BYTES
+from common.localstack.vertex_standin import ModelStandin
 from common.platform.config import ParserProvider, Settings
 from common.platform.errors import PermanentIngestionError
 from common.platform.models import DocumentStatus
