@@ -185,10 +185,37 @@ def test_dev_stack_ingests_an_inbox_pdf_and_answers_citing_its_page(
         drop = tmp_path / "staging" / "zephyr manual.pdf"
         drop.parent.mkdir()
         drop.write_bytes(make_pdf(pages))
+        # Its attributes come as a Bedrock-style sidecar dropped next to it (in either order).
+        sidecar = stack.inbox / "demo" / f"{drop.name}.metadata.json"
+        sidecar.write_text(json.dumps({"metadataAttributes": {"product": "zephyr", "year": 2025}}))
         shutil.copy(drop, stack.inbox / "demo" / drop.name)
 
         document = wait_for_status(stack, drop.name, {"ready", "failed"}, 240)
         assert document["status"] == "ready", stack.output.text()
+        assert {k: document["attributes"].get(k) for k in ("product", "year")} == {
+            "product": "zephyr",
+            "year": 2025,
+        }
+        patched = httpx.patch(
+            f"{stack.base}/v1/documents/{document['id']}",
+            headers=stack.headers,
+            json={"metadata": {"year": 2026}},
+            timeout=60,
+        )
+        assert patched.status_code == 200 and patched.json()["attributes"]["year"] == 2026
+        for wanted, hits in ((2026, True), (2025, False)):
+            filtered = httpx.post(
+                f"{stack.base}/v1/projects/{stack.project_id}/query",
+                headers=stack.headers,
+                json={
+                    "question": "How long does the Zephyr turbine warranty last?",
+                    "mode": "retrieve",
+                    "filter": {"equals": {"key": "year", "value": wanted}},
+                },
+                timeout=120,
+            )
+            assert filtered.status_code == 200, filtered.text
+            assert bool(filtered.json()["citations"]) is hits
 
         answer = httpx.post(
             f"{stack.base}/v1/projects/{stack.project_id}/query",
