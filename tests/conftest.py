@@ -44,6 +44,9 @@ def database_url(embedded_server: embedded_pg.EmbeddedPostgres) -> Iterator[str]
     from common.platform import migrate
 
     os.environ["AI_INFRA_DATABASE_URL"] = embedded_server.url
+    # Fair scheduling caps how many jobs run at once over all teams: the suite's tests must not
+    # wait on what others left running. Its own tests set teams' limits, or settings, themselves.
+    os.environ.setdefault("AI_INFRA_INGEST_CAPACITY", "1000")
     get_settings.cache_clear()
     reset_engine()
     migrate.upgrade()

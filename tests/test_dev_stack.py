@@ -93,7 +93,10 @@ class DevStack:
         return children
 
 
-def start_dev_stack(project_root: Path, tmp_path: Path) -> DevStack:
+def start_dev_stack(
+    project_root: Path, tmp_path: Path, settings: dict[str, str] | None = None
+) -> DevStack:
+    """`ai-infra dev` as a newcomer starts it; `settings`: AI_INFRA_* variables to set."""
     ports = {
         name: free_port()
         for name in ("query", "ingest", "chunk", "dead", "gcs", "pubsub", "uploads")
@@ -113,6 +116,7 @@ def start_dev_stack(project_root: Path, tmp_path: Path) -> DevStack:
     ]  # fmt: skip
     # A newcomer's shell: no AI_INFRA_* settings from this test session.
     env = {k: v for k, v in os.environ.items() if not k.startswith("AI_INFRA_")}
+    env.update(settings or {})
     process = subprocess.Popen(
         command,
         cwd=project_root,
@@ -314,3 +318,65 @@ def test_a_worker_killed_mid_job_is_restarted_and_its_document_becomes_ready_una
         assert "postgres stopped (the postmaster is gone)" in stack.output.text()
     finally:
         stop_dev_stack(stack)
+
+
+def test_jobs_deferred_while_a_worker_is_killed_all_finish_without_spending_attempts(
+    project_root: Path, tmp_path: Path
+) -> None:
+    """One ingestion slot: one job runs, the rest wait deferred. kill -9 of chunk_embed mid-job:
+    the restarted stack takes the job over and the deferred ones are released one by one."""
+    # Short leases and sweeps only to keep the test short; the mechanism is the same.
+    fast = {"AI_INFRA_JOB_LEASE_SECONDS": "15", "AI_INFRA_SWEEP_INTERVAL_SECONDS": "3"}
+    stack = start_dev_stack(project_root, tmp_path, {"AI_INFRA_INGEST_CAPACITY": "1", **fast})
+    try:
+        staging = tmp_path / "staging"
+        staging.mkdir()
+        names = [f"queue-{n}.pdf" for n in range(4)]
+        for number, name in enumerate(names):
+            (staging / name).write_bytes(
+                make_pdf([page_text(p, 300) for p in range(1, 9 + number)])
+            )
+        for name in names:
+            shutil.copy(staging / name, stack.inbox / "demo" / name)
+        running = wait_for_any_status(stack, names, "processing", 120)
+        deadline = time.monotonic() + 60
+        while _deferred(stack) == 0:
+            assert time.monotonic() < deadline, "no job was deferred"
+            time.sleep(0.2)
+        os.killpg(function_process(stack, "chunk_embed").pid, signal.SIGKILL)
+        for name in names:
+            document = wait_for_status(stack, name, {"ready", "failed"}, 240)
+            assert document["status"] == "ready", stack.output.text()
+            assert document["last_job"]["attempts"] == (2 if name == running else 1), name
+        assert _deferred(stack) == 0
+    finally:
+        stop_dev_stack(stack)
+
+
+def wait_for_any_status(stack: DevStack, titles: list[str], wanted: str, timeout: float) -> str:
+    """The title of the first of `titles` seen in status `wanted`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for document in stack.documents():
+            if document["title"] in titles and document["status"] == wanted:
+                return str(document["title"])
+        time.sleep(0.2)
+    raise AssertionError(f"none of {titles} became {wanted}:\n{stack.output.text()}")
+
+
+def _deferred(stack: DevStack) -> int:
+    from sqlalchemy import create_engine, text
+
+    url = json.loads((stack.data_dir / "dev.json").read_text())["environment"][
+        "AI_INFRA_DATABASE_URL"
+    ]
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return int(
+                connection.execute(
+                    text("SELECT count(*) FROM ingestion_jobs WHERE deferred_at IS NOT NULL")
+                ).scalar_one()
+            )
+    finally:
+        engine.dispose()

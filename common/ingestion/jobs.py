@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from common.inference.embeddings import get_embedder
 from common.inference.retry import ModelRequestError
+from common.ingestion import scheduling
 from common.ingestion.chunking import Chunk, TokenCounter, chunk_text
 from common.ingestion.extract import ExtractedText, extract_text
 from common.ingestion.extractors.base import ExtractOptions
@@ -57,6 +58,7 @@ class JobOutcome(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     GAVE_UP = "gave_up"
+    DEFERRED = "deferred"  # fair scheduling holds it back; released when a slot frees up
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,17 @@ class _Claim:
 
 def run_job(message: JobMessage) -> JobOutcome:
     """Process one job message; returns normally to acknowledge, raises TransientError to retry."""
-    settings = get_settings()
     claim = _claim(message)
     if isinstance(claim, JobOutcome):
         return claim
+    try:
+        return _run_claimed(message, claim)
+    finally:
+        _release_slot()
+
+
+def _run_claimed(message: JobMessage, claim: _Claim) -> JobOutcome:
+    settings = get_settings()
     started = time.monotonic()
     stages = _Stages()
     try:
@@ -159,6 +168,18 @@ def _claim(message: JobMessage) -> _Claim | JobOutcome:
                 "taking over a job whose worker stopped renewing its lease",
                 extra={"job_id": str(job.id), "attempt": job.attempts},
             )
+        scheduling.lock(session)
+        waiting_for = scheduling.admits(session, document.team_id, now, settings)
+        if waiting_for is not None:
+            job.deferred_at = job.deferred_at or now
+            job.deferrals += 1
+            logger.info(
+                "job deferred: %s",
+                waiting_for,
+                extra={"job_id": str(job.id), "team_id": str(document.team_id)},
+            )
+            return JobOutcome.DEFERRED
+        job.deferred_at = None
         job.attempts += 1
         job.status = JobStatus.RUNNING
         job.started_at = now
@@ -174,6 +195,16 @@ def _claim(message: JobMessage) -> _Claim | JobOutcome:
             size_bytes=document.size_bytes,
             content_hash=document.content_hash,
         )
+
+
+def _release_slot() -> None:
+    """This job's slot is free: hand it to the fairest deferred job. Best effort: a sweep
+    releases what a failure here leaves."""
+    try:
+        with transaction() as session:
+            scheduling.release(session, datetime.now(UTC), get_settings())
+    except Exception:
+        logger.exception("could not release deferred jobs; the sweep will")
 
 
 class _Stages:

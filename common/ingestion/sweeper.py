@@ -8,6 +8,8 @@
   re-queued, or failed once they used every attempt; queued jobs whose last hand-over to Pub/Sub
   is older than `job_republish_seconds` (a message lost by a restarted emulator, or between the
   trigger's commit and its publish) are published again. The worker ignores a duplicate.
+  Jobs deferred by fair scheduling are not republished but released into the slots free now,
+  fairest first (`common.ingestion.scheduling`), so none waits for ever.
   The dev stack runs it every `sweep_interval_seconds`, the cloud every few minutes (Cloud
   Scheduler); operators can run `ai-infra jobs sweep`.
 """
@@ -22,6 +24,7 @@ from sqlalchemy import and_, or_, select
 
 from common.ingestion.job_write import WORKER_DIED, give_up
 from common.ingestion.lease import lease_is_live
+from common.ingestion.scheduling import release
 from common.ingestion.trigger import publish_job, split_gcs_uri
 from common.platform.config import get_settings
 from common.platform.db import transaction
@@ -40,6 +43,7 @@ class SweepReport:
     requeued: int
     failed: int
     republished: int
+    released: int = 0  # deferred jobs handed free slots (common.ingestion.scheduling)
 
 
 def handle_dead_letter(message: JobMessage) -> bool:
@@ -98,6 +102,7 @@ def sweep_stuck_jobs(
                     ),
                     and_(
                         IngestionJob.status == JobStatus.QUEUED,
+                        IngestionJob.deferred_at.is_(None),  # fair scheduling releases those
                         or_(
                             IngestionJob.published_at.is_(None),
                             IngestionJob.published_at < stale_publish,
@@ -132,14 +137,18 @@ def sweep_stuck_jobs(
                 job.error_message = f"attempt {job.attempts}: {WORKER_DIED}"
                 publish_job(session, job, bucket, name)
                 requeued += 1
-            elif job.status is JobStatus.QUEUED and (
-                job.published_at is None or job.published_at < stale_publish
+            elif (
+                job.status is JobStatus.QUEUED
+                and job.deferred_at is None
+                and (job.published_at is None or job.published_at < stale_publish)
             ):
                 # Never handed over, or handed over long ago and never claimed since: publish
                 # (again; the worker acknowledges a duplicate without work).
                 publish_job(session, job, bucket, name)
                 republished += 1
-    report = SweepReport(requeued, failed, republished)
-    if candidates:
+    with transaction() as session:
+        released = release(session, now, settings)
+    report = SweepReport(requeued, failed, republished, released)
+    if candidates or released:
         logger.info("stuck jobs swept", extra=vars(report))
     return report

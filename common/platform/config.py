@@ -168,6 +168,10 @@ class Settings(BaseSettings):
     ocr_dpi: Annotated[int, Field(ge=72, le=600)] = 200
     # Pub/Sub dead-letter policies accept 5..100.
     max_delivery_attempts: Annotated[int, Field(ge=5, le=100)] = 5
+    # Fair ingestion (common.ingestion.scheduling): jobs running at once over all teams (the
+    # cloud sets chunk_embed's instances), and each team's default cap (None: its fair share).
+    ingest_capacity: Annotated[int, Field(ge=1, le=1000)] = 4
+    ingest_team_max_running: Annotated[int, Field(ge=1, le=1000)] | None = None
     job_timeout_seconds: PositiveInt = 540
     # A live worker renews its lease every third of this; a dead one's job is taken over once
     # the lease runs out (redelivery or sweep), long before the function timeout.

@@ -102,6 +102,9 @@ class Team(Base):
     name: Mapped[str] = mapped_column(Text, nullable=False, unique=True)
     # The team's default requests per minute per API key (None: the global setting).
     requests_per_minute: Mapped[int | None] = mapped_column(Integer)
+    # Ingestion jobs the team may run at once (None: AI_INFRA_INGEST_TEAM_MAX_RUNNING, else
+    # only its fair share; see common.ingestion.scheduling).
+    max_running_jobs: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -267,6 +270,11 @@ class IngestionJob(Base):
     __table_args__ = (
         UniqueConstraint("document_id", "generation"),
         Index("ix_ingestion_jobs_status_started_at", "status", "started_at"),
+        Index(
+            "ix_ingestion_jobs_deferred_at",
+            "deferred_at",
+            postgresql_where="deferred_at IS NOT NULL",
+        ),
     )
 
     id: Mapped[uuid.UUID] = _uuid_pk()
@@ -286,6 +294,10 @@ class IngestionJob(Base):
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # While running: until when the worker owns the job; its heartbeat moves this forward.
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Queued but held back by fair scheduling (common.ingestion.scheduling) since then, and
+    # how often it was; a deferral spends no attempt.
+    deferred_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deferrals: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     chunks_created: Mapped[int | None] = mapped_column(Integer)
     embedding_model: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,198 @@
+"""Fair ingestion across teams: who runs now, who waits, and who goes next.
+
+All teams share one job queue (one subscription pushing to `chunk_embed`). Left alone it serves
+arrival order, so a team that drops 5,000 files starves every other team for hours. Every claim
+therefore passes an admission check, decided in Postgres under one advisory lock so concurrent
+workers see one another's decisions:
+
+- at most `AI_INFRA_INGEST_CAPACITY` jobs run at once in all (the chunk_embed instances);
+- a team may hold no more than its fair share of that capacity while another team has jobs
+  waiting (a team alone may use all of it), nor its own cap (`teams.max_running_jobs`, else
+  `AI_INFRA_INGEST_TEAM_MAX_RUNNING`).
+
+A delivery over the limit is deferred: the job stays `queued` with `deferred_at` set and the
+message is acknowledged, so a deferral never spends a delivery attempt and never becomes a
+redelivery storm. Deferred jobs are released, fairest first (the team, then the project, with
+the fewest running jobs; oldest first), whenever capacity frees up: by each worker as it
+finishes a job and by every sweep, so a deferred job is never forgotten, even when the worker
+that would release it is killed. A released job is published again and claimed like any other.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from common.platform.config import Settings
+from common.platform.models import Document, IngestionJob
+
+logger = logging.getLogger(__name__)
+
+# pg_advisory_xact_lock key of admission and release decisions (one lock: they are short).
+ADMISSION_LOCK = 7_412_016
+# A released or freshly published job not yet claimed counts against capacity this long (the
+# time a message takes to reach a worker), so one free slot is not released twice.
+IN_FLIGHT_SECONDS = 30
+
+# Per team: jobs running under a live lease, released (or newly published) and not yet claimed,
+# and waiting: deferred, or in flight. A queued job whose message is lost waits for the sweep to
+# publish it again and competes from then on. Jobs of superseded generations are not counted.
+_LOAD = text(
+    """
+    SELECT d.team_id,
+           count(*) FILTER (WHERE j.status = 'running' AND j.lease_expires_at > :now
+                            AND j.started_at > :timed_out) AS running,
+           count(*) FILTER (WHERE j.status = 'queued' AND j.deferred_at IS NULL
+                            AND j.published_at > :in_flight) AS in_flight,
+           count(*) FILTER (WHERE j.status = 'queued' AND (j.deferred_at IS NOT NULL
+                            OR j.published_at > :in_flight)) AS waiting
+    FROM ingestion_jobs j
+    JOIN documents d ON d.id = j.document_id AND d.generation = j.generation
+    WHERE j.status IN ('queued', 'running')
+    GROUP BY d.team_id
+    """
+)
+_TEAM_CAP = text("SELECT max_running_jobs FROM teams WHERE id = :team_id")
+# Deferred jobs in the order fairness releases them: round robin over teams by their busy slots
+# (running, or released and not yet claimed), then over each team's projects by their running
+# jobs, oldest deferral first; never more of a team than its cap leaves room for.
+_RELEASABLE = text(
+    """
+    WITH running AS (
+        SELECT d.team_id, d.project_id, count(*) AS jobs
+        FROM ingestion_jobs j
+        JOIN documents d ON d.id = j.document_id
+        WHERE j.status = 'running' AND j.lease_expires_at > :now AND j.started_at > :timed_out
+        GROUP BY d.team_id, d.project_id
+    ), busy AS (
+        SELECT d.team_id, count(*) AS jobs
+        FROM ingestion_jobs j
+        JOIN documents d ON d.id = j.document_id AND d.generation = j.generation
+        WHERE (j.status = 'running' AND j.lease_expires_at > :now AND j.started_at > :timed_out)
+           OR (j.status = 'queued' AND j.deferred_at IS NULL AND j.published_at > :in_flight)
+        GROUP BY d.team_id
+    ), deferred AS (
+        SELECT j.id, d.team_id, j.deferred_at,
+               coalesce(r.jobs, 0) + row_number() OVER (
+                   PARTITION BY d.team_id, d.project_id ORDER BY j.deferred_at, j.id
+               ) AS project_turn
+        FROM ingestion_jobs j
+        JOIN documents d ON d.id = j.document_id AND d.generation = j.generation
+        LEFT JOIN running r ON r.team_id = d.team_id AND r.project_id = d.project_id
+        WHERE j.status = 'queued' AND j.deferred_at IS NOT NULL AND d.gcs_uri IS NOT NULL
+    ), turns AS (
+        SELECT id, team_id, deferred_at,
+               row_number() OVER (
+                   PARTITION BY team_id ORDER BY project_turn, deferred_at, id
+               ) AS seq
+        FROM deferred
+    )
+    SELECT t.id
+    FROM turns t
+    JOIN teams tm ON tm.id = t.team_id
+    LEFT JOIN busy b ON b.team_id = t.team_id
+    WHERE t.seq <= coalesce(tm.max_running_jobs, CAST(:team_cap AS integer), 2147483647)
+                   - coalesce(b.jobs, 0)
+    ORDER BY coalesce(b.jobs, 0) + t.seq, t.deferred_at, t.id
+    LIMIT :limit
+    """
+)
+
+
+@dataclass(frozen=True)
+class Load:
+    """Who is running and waiting now (see `_LOAD`)."""
+
+    running: dict[uuid.UUID, int]
+    in_flight: int
+    waiting: dict[uuid.UUID, int]
+
+    @property
+    def busy(self) -> int:
+        return sum(self.running.values()) + self.in_flight
+
+
+def _load(session: Session, now: datetime, settings: Settings) -> Load:
+    rows = session.execute(
+        _LOAD,
+        {
+            "now": now,
+            "timed_out": now - timedelta(seconds=settings.job_timeout_seconds),
+            "in_flight": now - timedelta(seconds=IN_FLIGHT_SECONDS),
+        },
+    ).all()
+    return Load(
+        running={row.team_id: int(row.running) for row in rows if row.running},
+        in_flight=sum(int(row.in_flight) for row in rows),
+        waiting={row.team_id: int(row.waiting) for row in rows if row.waiting},
+    )
+
+
+def lock(session: Session) -> None:
+    """Serialise admission and release decisions for this transaction."""
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ADMISSION_LOCK})
+
+
+def admits(session: Session, team_id: uuid.UUID, now: datetime, settings: Settings) -> str | None:
+    """None when a job of `team_id` may start now, else why it waits. The caller holds the
+    job's row lock and has called `lock`; the job itself is counted as waiting, not running."""
+    load = _load(session, now, settings)
+    mine = load.running.get(team_id, 0)
+    cap = session.scalar(_TEAM_CAP, {"team_id": team_id}) or settings.ingest_team_max_running
+    if cap is not None and mine >= cap:
+        return f"the team's limit of {cap} running jobs"
+    running = sum(load.running.values())
+    if running >= settings.ingest_capacity:
+        return f"all {settings.ingest_capacity} ingestion slots are busy"
+    others = {team for team, waiting in load.waiting.items() if waiting and team != team_id}
+    active = {team_id, *others, *(team for team in load.running if team != team_id)}
+    share = math.ceil(settings.ingest_capacity / len(active))
+    if others and mine >= share:
+        return f"its fair share ({share} of {settings.ingest_capacity} slots) while others wait"
+    return None
+
+
+def releasable(session: Session, now: datetime, settings: Settings, limit: int) -> list[uuid.UUID]:
+    """Up to `limit` deferred jobs in the order fairness releases them (see `_RELEASABLE`)."""
+    return list(
+        session.scalars(
+            _RELEASABLE,
+            {
+                "now": now,
+                "timed_out": now - timedelta(seconds=settings.job_timeout_seconds),
+                "in_flight": now - timedelta(seconds=IN_FLIGHT_SECONDS),
+                "team_cap": settings.ingest_team_max_running,
+                "limit": limit,
+            },
+        )
+    )
+
+
+def release(session: Session, now: datetime, settings: Settings) -> int:
+    """Publish deferred jobs, fairest first, for the slots free now; returns how many (the
+    caller's transaction commits them)."""
+    from common.ingestion.trigger import publish_job, split_gcs_uri
+
+    lock(session)
+    free = settings.ingest_capacity - _load(session, now, settings).busy
+    if free <= 0:
+        return 0
+    ids = releasable(session, now, settings, free)
+    for job_id in ids:
+        # SKIP LOCKED: a job a worker is claiming right now (row locked, waiting for the
+        # advisory lock this transaction holds) is left to that worker; no deadlock.
+        job = session.get(IngestionJob, job_id, with_for_update={"skip_locked": True})
+        document = session.get(Document, job.document_id) if job is not None else None
+        if job is None or job.deferred_at is None or document is None or not document.gcs_uri:
+            continue
+        job.deferred_at = None
+        publish_job(session, job, *split_gcs_uri(document.gcs_uri))
+    if ids:
+        logger.info("deferred jobs released", extra={"released": len(ids), "free": free})
+    return len(ids)

@@ -1,0 +1,162 @@
+"""Fair scheduling decisions on real Postgres: who may start, who waits, who is released next.
+
+Each test builds its teams' jobs with timestamps around a `now` days ahead of the clock, so the
+jobs other tests leave running or in flight (their leases and publications lie in the real
+present) are not part of the picture.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from common.ingestion import scheduling
+from common.platform.config import Settings, get_settings
+from common.platform.db import transaction
+from common.platform.models import Document, DocumentStatus, IngestionJob, JobStatus, Project, Team
+from tests.fixtures.factories import Tenant, make_tenant
+
+NOW = datetime.now(UTC) + timedelta(days=30)
+
+
+def _settings(capacity: int = 4, team_cap: int | None = None) -> Settings:
+    return get_settings().model_copy(
+        update={"ingest_capacity": capacity, "ingest_team_max_running": team_cap}
+    )
+
+
+def _job(
+    tenant: Tenant,
+    state: str,
+    *,
+    project_id: uuid.UUID | None = None,
+    age: float = 0.0,
+) -> uuid.UUID:
+    """A document and its job: 'running' (live lease), 'dead' (lease ran out), 'deferred'
+    (`age` seconds ago), 'in_flight' (published just now), 'lost' (published long ago)."""
+    with transaction() as session:
+        document = Document(
+            team_id=tenant.team_id,
+            project_id=project_id or tenant.project_id,
+            title="job",
+            gcs_uri=f"gs://bucket/{tenant.project_id}/{uuid.uuid4().hex}.txt",
+            status=DocumentStatus.UPLOADED,
+            generation=1,
+        )
+        session.add(document)
+        session.flush()
+        job = IngestionJob(document_id=document.id, generation=1, status=JobStatus.QUEUED)
+        if state in ("running", "dead"):
+            job.status = JobStatus.RUNNING
+            job.started_at = NOW - timedelta(seconds=5)
+            job.lease_expires_at = NOW + timedelta(seconds=20 if state == "running" else -1)
+        elif state == "deferred":
+            job.deferred_at = NOW - timedelta(seconds=age)
+            job.published_at = NOW - timedelta(hours=1)
+        elif state == "in_flight":
+            job.published_at = NOW - timedelta(seconds=1)
+        else:
+            job.published_at = NOW - timedelta(hours=1)
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def _admits(tenant: Tenant, settings: Settings) -> str | None:
+    with transaction() as session:
+        return scheduling.admits(session, tenant.team_id, NOW, settings)
+
+
+@pytest.fixture
+def teams(database_url: str) -> Iterator[list[Tenant]]:
+    """Three fresh teams; their jobs are closed afterwards so they burden no other test."""
+    made = [make_tenant(f"fair{n}") for n in range(3)]
+    yield made
+    with transaction() as session:
+        for tenant in made:
+            session.query(Team).filter(Team.id == tenant.team_id).delete()
+
+
+def test_a_team_alone_may_use_every_slot_but_no_more(teams: list[Tenant]) -> None:
+    alone, *_ = teams
+    for _ in range(3):
+        _job(alone, "running")
+    _job(alone, "dead")  # its worker is gone: it holds no slot
+    assert _admits(alone, _settings(capacity=4)) is None
+    _job(alone, "running")
+    assert _admits(alone, _settings(capacity=4)) == "all 4 ingestion slots are busy"
+
+
+def test_a_team_over_its_share_waits_while_another_team_has_work(teams: list[Tenant]) -> None:
+    big, small, _ = teams
+    for _ in range(3):
+        _job(big, "running")
+    _job(small, "deferred")
+    reason = _admits(big, _settings(capacity=4))
+    assert reason == "its fair share (2 of 4 slots) while others wait"
+    assert _admits(small, _settings(capacity=4)) is None
+    # A message merely in flight is work too; a lost one is not (the sweep republishes it).
+    _job(teams[2], "lost")
+    assert _admits(teams[2], _settings(capacity=4)) is None
+
+
+def test_a_team_limit_holds_even_with_free_slots(teams: list[Tenant]) -> None:
+    capped, other, _ = teams
+    _job(capped, "running")
+    assert (
+        _admits(capped, _settings(capacity=8, team_cap=1)) == "the team's limit of 1 running jobs"
+    )
+    with transaction() as session:
+        session.get_one(Team, other.team_id).max_running_jobs = 3
+    for _ in range(3):
+        _job(other, "running")
+    assert _admits(other, _settings(capacity=8)) == "the team's limit of 3 running jobs"
+    assert _admits(capped, _settings(capacity=8)) is None, "the global default is unset"
+
+
+def test_deferred_jobs_are_released_round_robin_over_teams_then_projects(
+    teams: list[Tenant],
+) -> None:
+    a, b, c = teams
+    with transaction() as session:
+        second = Project(team_id=a.team_id, name=f"second-{uuid.uuid4().hex[:8]}")
+        session.add(second)
+        session.flush()
+        second_id = second.id
+    _job(a, "running")
+    _job(a, "running")  # team a runs 2, both in its first project
+    _job(c, "running")  # team c runs 1
+    a_first = _job(a, "deferred", age=50)
+    a_first_later = _job(a, "deferred", age=40)
+    a_second = _job(a, "deferred", age=10, project_id=second_id)
+    b_old = _job(b, "deferred", age=30)
+    b_new = _job(b, "deferred", age=5)
+    c_old = _job(c, "deferred", age=20)
+    with transaction() as session:
+        order = scheduling.releasable(session, NOW, _settings(capacity=100), 10)
+    mine = {a_first, a_first_later, a_second, b_old, b_new, c_old}
+    assert [job for job in order if job in mine] == [
+        b_old,  # b runs nothing: its oldest first
+        c_old,  # turn 2: c (1 running) before b's second, older
+        b_new,
+        a_second,  # a runs 2, none in its second project: that one first
+        a_first,
+        a_first_later,
+    ]
+
+
+def test_a_team_at_its_limit_gets_no_release_however_many_slots_are_free(
+    teams: list[Tenant],
+) -> None:
+    capped, free, _ = teams
+    with transaction() as session:
+        session.get_one(Team, capped.team_id).max_running_jobs = 2
+    _job(capped, "running")
+    waiting = [_job(capped, "deferred", age=60 - n) for n in range(3)]
+    other = _job(free, "deferred", age=1)
+    with transaction() as session:
+        order = scheduling.releasable(session, NOW, _settings(capacity=100), 10)
+    assert [job for job in order if job in {*waiting, other}] == [other, waiting[0]]
