@@ -75,3 +75,13 @@ def test_bad_limits_are_one_line_errors(tenant: Tenant) -> None:
     )
     refused = cli("keys", "create", "--team", str(tenant.team_id), "--requests-per-minute", "0")
     assert refused.exit_code == 2  # typer's own range check
+
+
+def test_a_teams_ingestion_limit_is_set_listed_and_reset(tenant: Tenant) -> None:
+    team = str(tenant.team_id)
+    assert cli_json("teams", "limit-ingest", team, "3")["max_running_jobs"] == 3
+    listed = {row["id"]: row for row in cli_json("teams", "list")}
+    assert listed[team]["max_running_jobs"] == 3
+    assert cli_json("teams", "limit-ingest", team, "default")["max_running_jobs"] is None
+    refused = cli("teams", "limit-ingest", team, "0")
+    assert refused.exit_code == 1 and "running jobs must be between 1 and 1000" in refused.stderr

@@ -14,7 +14,7 @@ import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 import pytest
@@ -24,8 +24,10 @@ from common.platform.db import transaction
 from common.platform.events import JobMessage
 from common.platform.models import DocumentStatus, IngestionJob, JobStatus, Team
 from common.platform.storage import BlobInfo
+from common.query.usage import team_usage
 from tests.fixtures.factories import Tenant, make_tenant, record_upload
 from tests.fixtures.stack import IngestionStack
+from tests.test_cli import cli_json
 from tests.test_ingestion import finalize, jobs_of, upload, wait_for_document
 
 pytestmark = pytest.mark.timeout(300)
@@ -134,6 +136,14 @@ def test_a_redelivery_storm_of_a_deferred_job_spends_no_attempt_and_it_runs_once
         waiting = session.get_one(IngestionJob, job_id)
         assert waiting.status is JobStatus.QUEUED and waiting.attempts == 0
         assert waiting.deferrals == 20 and waiting.deferred_at is not None
+    # What the operator and the team see meanwhile.
+    [mine] = [q for q in cli_json("jobs", "status") if q["team_id"] == str(tenant.team_id)]
+    assert (mine["queued"], mine["deferred"], mine["running"]) == (0, 1, 1)
+    assert mine["oldest_queued_seconds"] is not None
+    with transaction() as session:
+        seen = team_usage(session, tenant.team_id, date.today(), date.today()).ingestion
+    assert (seen.deferred, seen.running) == (1, 1)
+    with transaction() as session:
         # The holder ends (its worker finished): the sweep hands its slot to the deferred job.
         finished = session.get_one(IngestionJob, holder_job)
         finished.status, finished.finished_at = JobStatus.SUCCEEDED, datetime.now(UTC)

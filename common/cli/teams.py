@@ -1,4 +1,4 @@
-"""`ai-infra teams create|list|limit`."""
+"""`ai-infra teams create|list|limit|limit-ingest`."""
 
 from typing import Annotated, Any
 
@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from common.cli.context import CliError, connect, state_of
-from common.cli.limits import MAX_REQUESTS_PER_MINUTE, parse_limit
+from common.cli.limits import MAX_REQUESTS_PER_MINUTE, MAX_RUNNING_JOBS, parse_count, parse_limit
 from common.cli.output import emit_fields, emit_records
 from common.cli.resolve import find_team
 from common.platform.db import transaction
@@ -21,6 +21,7 @@ COLUMNS = [
     ("projects", "PROJECTS"),
     ("keys", "KEYS"),
     ("requests_per_minute", "RPM PER KEY"),
+    ("max_running_jobs", "INGEST JOBS"),
     ("created_at", "CREATED"),
 ]
 
@@ -31,6 +32,8 @@ def team_record(team: Team) -> dict[str, Any]:
         "name": team.name,
         # Its keys' default limit; None: AI_INFRA_DEFAULT_REQUESTS_PER_MINUTE.
         "requests_per_minute": team.requests_per_minute,
+        # Ingestion jobs at once; None: AI_INFRA_INGEST_TEAM_MAX_RUNNING, else a fair share.
+        "max_running_jobs": team.max_running_jobs,
         "created_at": team.created_at,
     }
 
@@ -102,4 +105,27 @@ def limit(
         state_of(ctx),
         record,
         [("id", "team"), ("name", "name"), ("requests_per_minute", "rpm per key")],
+    )
+
+
+@app.command("limit-ingest")
+def limit_ingest(
+    ctx: typer.Context,
+    team: Annotated[str, typer.Argument(help="Team name or id.")],
+    jobs: Annotated[
+        str, typer.Argument(help="Ingestion jobs the team may run at once, or 'default'.")
+    ],
+) -> None:
+    """Cap how many of a team's ingestion jobs run at once (others wait, deferred, and spend
+    no attempt); 'default': AI_INFRA_INGEST_TEAM_MAX_RUNNING, else the team's fair share."""
+    value = parse_count(jobs, inherit="default", what="running jobs", most=MAX_RUNNING_JOBS)
+    connect(ctx)
+    with transaction() as session:
+        row = find_team(session, team)
+        row.max_running_jobs = value
+        record = team_record(row)
+    emit_fields(
+        state_of(ctx),
+        record,
+        [("id", "team"), ("name", "name"), ("max_running_jobs", "ingest jobs at once")],
     )

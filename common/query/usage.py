@@ -20,6 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from common.platform.config import get_settings
+from common.platform.job_queue import team_queues
 from common.platform.models import DocumentStatus
 
 MAX_DAYS = 366
@@ -54,6 +56,15 @@ class DocumentsNow(BaseModel):
     bytes_stored: int
 
 
+class IngestionNow(BaseModel):
+    """The team's ingestion queue now (see README "Fair ingestion")."""
+
+    queued: int = Field(description="Jobs waiting for a worker.")
+    deferred: int = Field(description="Jobs held back by fair scheduling until a slot frees up.")
+    running: int = Field(description="Jobs running now.")
+    oldest_queued_seconds: int | None = Field(description="Age of the oldest waiting job.")
+
+
 class UsageReport(BaseModel):
     model_config = ConfigDict(populate_by_name=True, serialize_by_alias=True)
 
@@ -63,6 +74,7 @@ class UsageReport(BaseModel):
     days: list[UsageDay]
     total: UsageCounts
     documents: DocumentsNow
+    ingestion: IngestionNow
 
 
 def parse_day(value: str | None, name: str) -> date | None:
@@ -162,6 +174,13 @@ def team_usage(session: Session, team_id: uuid.UUID, start: date, end: date) -> 
         by_status[str(row.status)] = int(row.documents)
         chunks += int(row.chunks)
         stored += int(row.bytes)
+    queues = team_queues(
+        session,
+        datetime.now(UTC),
+        job_timeout_seconds=get_settings().job_timeout_seconds,
+        team_id=team_id,
+    )
+    queue = queues[0] if queues else None
     return UsageReport(
         team_id=team_id,
         from_=start,
@@ -169,4 +188,10 @@ def team_usage(session: Session, team_id: uuid.UUID, start: date, end: date) -> 
         days=days,
         total=total,
         documents=DocumentsNow(by_status=by_status, chunks_stored=chunks, bytes_stored=stored),
+        ingestion=IngestionNow(
+            queued=queue.queued if queue else 0,
+            deferred=queue.deferred if queue else 0,
+            running=queue.running if queue else 0,
+            oldest_queued_seconds=queue.oldest_queued_seconds if queue else None,
+        ),
     )
