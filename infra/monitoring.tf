@@ -65,6 +65,41 @@ resource "google_logging_metric" "overdue_jobs" {
   }
 }
 
+# Per team with overdue jobs, one sample per sweep: how many, labelled with the team, so the
+# alert below opens one incident per team whose documents are stuck (fair scheduling makes a
+# bulk upload wait its turn; a team whose jobs stay overdue is a capacity or quota problem).
+resource "google_logging_metric" "overdue_jobs_by_team" {
+  name            = "${var.name_prefix}/ingestion-jobs-overdue-by-team"
+  description     = "A team's jobs still queued or running after the sweep's overdue window"
+  filter          = <<-EOT
+    resource.type="cloud_run_revision"
+    resource.labels.service_name="${local.service_names["sweep"]}"
+    jsonPayload.message=~"^team has overdue ingestion jobs"
+    jsonPayload.overdue_jobs>0
+  EOT
+  value_extractor = "EXTRACT(jsonPayload.overdue_jobs)"
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "DISTRIBUTION"
+    unit         = "1"
+    display_name = "${var.name_prefix} overdue ingestion jobs per team"
+    labels {
+      key         = "team"
+      value_type  = "STRING"
+      description = "The team's name"
+    }
+  }
+  label_extractors = {
+    team = "EXTRACT(jsonPayload.team)"
+  }
+  bucket_options {
+    explicit_buckets {
+      bounds = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]
+    }
+  }
+}
+
 # Every finished sweep: its absence means nothing moves stuck jobs on.
 resource "google_logging_metric" "sweeps" {
   name        = "${var.name_prefix}/job-sweeps"
@@ -268,6 +303,23 @@ resource "google_monitoring_alert_policy" "overdue_jobs" {
         alignment_period     = "300s"
         per_series_aligner   = "ALIGN_MEAN"
         cross_series_reducer = "REDUCE_MAX"
+      }
+    }
+  }
+
+  conditions {
+    display_name = "A team's jobs unfinished after ${var.overdue_job_minutes} minutes"
+    condition_threshold {
+      filter                  = "resource.type=\"cloud_run_revision\" AND metric.type=\"logging.googleapis.com/user/${google_logging_metric.overdue_jobs_by_team.name}\""
+      comparison              = "COMPARISON_GT"
+      threshold_value         = 0
+      duration                = "0s"
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_MEAN"
+        cross_series_reducer = "REDUCE_MAX"
+        group_by_fields      = ["metric.label.team"]
       }
     }
   }

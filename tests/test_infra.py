@@ -99,6 +99,7 @@ TUNABLE = set(
         "url_fetch_timeout_seconds",
         "rerank_candidates",
         "rerank_timeout_seconds",
+        "ingest_team_max_running",
         "max_sheet_rows",
         "max_image_pixels",
         "ocr_dpi",
@@ -476,8 +477,17 @@ def test_alert_policies_cover_the_four_failures_and_notify_the_channels(
     assert _one(overdue_metric["value_extractor"]) == "EXTRACT(jsonPayload.overdue_jobs)"
     assert 'local.service_names["sweep"]' in _one(overdue_metric["filter"])
     assert "jsonPayload.overdue_jobs>0" in _one(overdue_metric["filter"])
+    # Per team: one series per team's name, from the sweep's per-team line.
+    by_team = _one(overdue_conditions[1]["condition_threshold"])
+    assert "${google_logging_metric.overdue_jobs_by_team.name}" in _one(by_team["filter"])
+    assert _one(by_team["aggregations"])["group_by_fields"] == ["metric.label.team"]
+    team_metric = metrics["overdue_jobs_by_team"]
+    assert _one(team_metric["label_extractors"]) == {"team": "EXTRACT(jsonPayload.team)"}
+    assert 'jsonPayload.message=~"^team has overdue ingestion jobs"' in _one(
+        team_metric["filter"]
+    )
     # And the sweep not running at all is noticed too.
-    absent = _one(overdue_conditions[1]["condition_absent"])
+    absent = _one(overdue_conditions[2]["condition_absent"])
     assert "${google_logging_metric.sweeps.name}" in _one(absent["filter"])
 
 
@@ -654,6 +664,7 @@ def test_log_based_metrics_match_the_lines_the_code_logs(tf: dict[str, Any]) -> 
         assert any(re.search(p, line % "reason" if "%s" in line else line) for p in patterns), line
     sweep_source = (root / "functions/sweep/main.py").read_text()
     assert '"job sweep finished"' in sweep_source
+    assert '"team has overdue ingestion jobs"' in sweep_source
     for name in ("failed_jobs", "overdue_jobs", "sweeps"):
         assert 'jsonPayload.message=~"^job sweep finished"' in _one(metrics[name]["filter"]), name
     fields = set(SweepFigures.__dataclass_fields__)

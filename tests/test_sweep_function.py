@@ -144,6 +144,10 @@ def test_old_unfinished_job_is_counted_overdue_and_repeated_sweeps_agree(
     assert first.json()["oldest_overdue_seconds"] >= 2 * 3600 - 60
     assert again.json()["overdue_jobs"] == first.json()["overdue_jobs"]
     assert narrower.json()["overdue_jobs"] < first.json()["overdue_jobs"]
+    # Counted per team too: the per-team alert's samples.
+    [mine] = [t for t in first.json()["overdue_teams"] if t["team_id"] == str(tenant.team_id)]
+    assert mine["overdue_jobs"] == 1 and mine["queued"] == 1
+    assert mine["oldest_queued_seconds"] >= 2 * 3600 - 60
 
 
 def test_no_body_means_the_default_window(sweep_url: str, database_url: str) -> None:
@@ -162,6 +166,8 @@ def test_no_body_means_the_default_window(sweep_url: str, database_url: str) -> 
         "indexes_dropped",
         "indexes_pending",
         "indexes_too_big",
+        "released",
+        "overdue_teams",
     }
 
 

@@ -17,6 +17,7 @@ from common.ingestion.project_indexes import sync_project_indexes
 from common.ingestion.sweeper import sweep_stuck_jobs
 from common.platform.config import get_settings
 from common.platform.db import transaction
+from common.platform.job_queue import TeamQueue, team_queues
 from common.platform.models import Document, IngestionJob, JobStatus
 
 DEFAULT_OVERDUE_MINUTES = 30
@@ -50,6 +51,9 @@ class SweepFigures:
     indexes_dropped: int = 0
     indexes_pending: int = 0
     indexes_too_big: int = 0
+    released: int = 0
+    # Per team with overdue jobs: the alert counts per team (infra/monitoring.tf).
+    overdue_teams: tuple[TeamQueue, ...] = ()
 
     def as_record(self) -> dict[str, int | None]:
         return {
@@ -63,7 +67,23 @@ class SweepFigures:
             "indexes_dropped": self.indexes_dropped,
             "indexes_pending": self.indexes_pending,
             "indexes_too_big": self.indexes_too_big,
+            "released": self.released,
         }
+
+    def team_records(self) -> list[dict[str, object]]:
+        """One log record per team with overdue jobs (the per-team alert's samples)."""
+        return [
+            {
+                "team_id": str(queue.team_id),
+                "team": queue.team,
+                "overdue_jobs": queue.overdue,
+                "queued": queue.queued,
+                "deferred": queue.deferred,
+                "running": queue.running,
+                "oldest_queued_seconds": queue.oldest_queued_seconds,
+            }
+            for queue in self.overdue_teams
+        ]
 
 
 def overdue_minutes(raw: object) -> int:
@@ -110,7 +130,17 @@ def sweep_and_measure(overdue_after_minutes: int) -> SweepFigures:
         min_chunks=get_settings().exact_search_max_chunks, max_build_seconds=SWEEP_BUILD_SECONDS
     )
     overdue = count_overdue_jobs(timedelta(minutes=overdue_after_minutes))
+    settings = get_settings()
+    with transaction() as session:
+        queues = team_queues(
+            session,
+            datetime.now(UTC),
+            job_timeout_seconds=settings.job_timeout_seconds,
+            overdue_after=timedelta(minutes=overdue_after_minutes),
+        )
     return SweepFigures(
+        released=report.released,
+        overdue_teams=tuple(queue for queue in queues if queue.overdue),
         requeued=report.requeued,
         failed=report.failed,
         republished=report.republished,

@@ -55,7 +55,10 @@ def sweep(request: flask.Request) -> flask.Response:
         return _error(503, "unavailable", "the sweep could not publish; the next run retries")
     level = logging.WARNING if figures.overdue_jobs else logging.INFO
     logger.log(level, "job sweep finished", extra=figures.as_record())
-    return flask.jsonify(figures.as_record())
+    teams = figures.team_records()
+    for team in teams:
+        logger.warning("team has overdue ingestion jobs", extra=team)
+    return flask.jsonify({**figures.as_record(), "overdue_teams": teams})
 
 
 def _error(status: int, code: str, message: str) -> flask.Response:
