@@ -348,8 +348,10 @@ def _isolated_write_path(documents: list[tuple[uuid.UUID, list[Any], Any, str]])
     from sqlalchemy import select
 
     from common.ingestion.job_write import lock_for_write, write_result
+    from common.platform.config import get_settings
     from common.platform.db import transaction
     from common.platform.models import IngestionJob
+    from common.platform.spaces import inline_space
 
     with transaction() as session:
         jobs = dict(
@@ -367,7 +369,13 @@ def _isolated_write_path(documents: list[tuple[uuid.UUID, list[Any], Any, str]])
                 session, job_id=jobs[document_id], document_id=document_id, attempt=None
             )
             assert locked is not None
-            rows += write_result(session, locked, chunks=chunks, embeddings=vectors, model=model)
+            rows += write_result(
+                session,
+                locked,
+                chunks=chunks,
+                embeddings={inline_space(get_settings()): vectors},
+                model=model,
+            )
         seconds += time.perf_counter() - began
     return rows / seconds
 
@@ -395,12 +403,21 @@ def _raw_copy_rates(
 
     def per_document() -> list[bytes]:
         return [
-            _copy_payload(_dummy(team_id, project_id), project_id, chunks, vectors)
+            _copy_payload(
+                _dummy(team_id, project_id),
+                project_id,
+                chunks,
+                vectors,
+                [uuid.uuid4() for _ in chunks],
+            )
             for _, chunks, vectors, _ in documents
         ]
 
     def in_one() -> list[bytes]:
-        return [_copy_payload(_dummy(team_id, project_id), project_id, all_chunks, all_vectors)]
+        ids = [uuid.uuid4() for _ in all_chunks]
+        return [
+            _copy_payload(_dummy(team_id, project_id), project_id, all_chunks, all_vectors, ids)
+        ]
 
     rates = []
     for build in (per_document, in_one):

@@ -67,6 +67,12 @@ variable "document_retention_days" {
   }
 }
 
+variable "console_origins" {
+  description = "More origins the console may upload from (a custom domain in front of the query function); the query function's own URLs are always allowed by the bucket's CORS rule."
+  type        = list(string)
+  default     = []
+}
+
 variable "bucket_force_destroy" {
   description = "Let `terraform destroy` delete a bucket that still holds documents."
   type        = bool
@@ -323,6 +329,7 @@ variable "settings_overrides" {
         "AI_INFRA_RERANK_CANDIDATES",
         "AI_INFRA_RERANK_TIMEOUT_SECONDS",
         "AI_INFRA_INGEST_TEAM_MAX_RUNNING",
+        "AI_INFRA_EMBEDDING_QUOTA_PER_MINUTE",
         "AI_INFRA_MAX_SHEET_ROWS",
         "AI_INFRA_MAX_IMAGE_PIXELS",
         "AI_INFRA_OCR_DPI",

@@ -79,7 +79,9 @@ CONTRACT: dict[str, dict[str, tuple[str, bool]]] = {
         "project_id": ("uuid", False),
         "chunk_index": ("int4", False),
         "content": ("text", False),
-        "embedding": ("vector", False),
+        # Nullable since embedding spaces (migration 0012): a project whose vectors moved to
+        # another model's space for good keeps none inline.
+        "embedding": ("vector", True),
         "page_start": ("int4", True),
         "page_end": ("int4", True),
         "char_start": ("int4", False),

@@ -16,6 +16,7 @@ from common.cli import (
     ask,
     db,
     documents,
+    embeddings,
     jobs,
     keys,
     migrate,
@@ -62,6 +63,7 @@ app.add_typer(projects.app, name="projects")
 app.add_typer(keys.app, name="keys")
 app.add_typer(documents.app, name="documents")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(embeddings.app, name="embeddings")
 app.add_typer(db.app, name="db")
 app.command("migrate")(migrate.migrate_command)
 app.command("upload")(upload.upload_command)

@@ -11,12 +11,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from common.platform.config import ConfigError, EmbeddingProvider, Settings, get_settings
+
+if TYPE_CHECKING:
+    from common.platform.spaces import EmbeddingSpace
 
 Float32Array = npt.NDArray[np.float32]
 
@@ -77,3 +80,26 @@ def _local_embedder() -> Embedder:
     from common.inference.embedders.local_minilm import LocalMiniLMEmbedder
 
     return LocalMiniLMEmbedder()
+
+
+def embedder_for_space(space: EmbeddingSpace, settings: Settings | None = None) -> Embedder:
+    """The embedder of an embedding space: the configured one for the inline space, else the
+    space's model at its dimension (the local model, or Vertex AI with the same client
+    settings), built once per process."""
+    settings = settings or get_settings()
+    if space.table is None:
+        return get_embedder(settings)
+    local = space.model == "all-MiniLM-L6-v2"
+    return get_embedder(
+        settings.model_copy(
+            update={
+                "embedding_provider": EmbeddingProvider.LOCAL
+                if local
+                else EmbeddingProvider.VERTEX,
+                "embedding_model": space.model,
+                "embedding_dim": space.dimensions,
+                # The configured batch size was chosen for the configured provider.
+                "embedding_batch_size": None,
+            }
+        )
+    )

@@ -9,7 +9,7 @@ the caller's transaction.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -17,9 +17,10 @@ import numpy as np
 from sqlalchemy import delete, text
 from sqlalchemy.orm import Session
 
-from common.ingestion.chunk_store import copy_chunks
+from common.ingestion.chunk_store import copy_chunks, copy_space_vectors
 from common.ingestion.chunking import Chunk
 from common.platform.models import Document, DocumentChunk, DocumentStatus, IngestionJob, JobStatus
+from common.platform.spaces import EmbeddingSpace
 
 # Both row locks in one round trip, document first: the lateral subquery runs (and locks the
 # job) only after the document row has been locked, the order every other path uses.
@@ -98,12 +99,13 @@ def write_result(
     locked: LockedJob,
     *,
     chunks: Sequence[Chunk],
-    embeddings: np.ndarray,
+    embeddings: Mapping[EmbeddingSpace, np.ndarray],
     model: str,
     notice: str | None = None,
 ) -> int:
-    """Replace the chunks, finish the job and ready the document (rows locked by the caller);
-    `notice`: what the extraction left out, kept on both."""
+    """Replace the chunks, finish the job and ready the document (rows locked by the caller):
+    the chunks' vectors go to every space given (the inline one with the chunks, the others'
+    tables after them); `notice`: what the extraction left out, kept on both."""
     session.execute(
         _FINISH,
         {
@@ -116,13 +118,26 @@ def write_result(
             "has_chunks": locked.has_chunks,
         },
     )
-    return copy_chunks(
+    chunk_ids = [uuid.uuid4() for _ in chunks]
+    inline = next((vectors for space, vectors in embeddings.items() if space.table is None), None)
+    written = copy_chunks(
         session,
         document_id=locked.document_id,
         project_id=locked.project_id,
         chunks=chunks,
-        embeddings=embeddings,
+        embeddings=inline,
+        chunk_ids=chunk_ids,
     )
+    for space, vectors in embeddings.items():
+        if space.table is not None:
+            copy_space_vectors(
+                session,
+                space=space,
+                project_id=locked.project_id,
+                chunk_ids=chunk_ids,
+                embeddings=vectors,
+            )
+    return written
 
 
 def fail_document(session: Session, document: Document, reason: str) -> None:
@@ -147,5 +162,5 @@ def give_up(session: Session, job: IngestionJob, document: Document, now: dateti
     job.error_message = f"gave up after {job.attempts} attempts: {reason}"
     job.finished_at = now
     job.lease_expires_at = None
-    if document.generation == job.generation:
+    if document.generation == job.generation and job.space_id is None:
         fail_document(session, document, job.error_message)

@@ -26,16 +26,23 @@ from enum import StrEnum
 import numpy as np
 from sqlalchemy.orm import Session
 
-from common.inference.embeddings import get_embedder
+from common.inference.embeddings import embedder_for_space
 from common.inference.retry import ModelRequestError
 from common.ingestion import scheduling
 from common.ingestion.chunking import Chunk, TokenCounter, chunk_text
+from common.ingestion.embedding_switch import activate_if_complete, queue_missing
 from common.ingestion.extract import ExtractedText, extract_text
 from common.ingestion.extractors.base import ExtractOptions
 from common.ingestion.job_write import fail_document, give_up, lock_for_write, write_result
 from common.ingestion.lease import LeaseKeeper, LeaseLostError, lease_deadline, lease_is_live
 from common.ingestion.locations import with_locations
 from common.ingestion.ocr import get_ocr_engine, ocr_deadline
+from common.ingestion.reembed import (
+    ChunksRewrittenError,
+    Reembedded,
+    embed_stored_chunks,
+    write_space_vectors,
+)
 from common.ingestion.sections import (
     CONTEXT_TOKENS,
     document_title,
@@ -48,6 +55,7 @@ from common.platform.errors import PermanentIngestionError, TransientError
 from common.platform.events import JobMessage
 from common.platform.messaging import get_publisher
 from common.platform.models import Document, DocumentStatus, IngestionJob, JobStatus
+from common.platform.spaces import EmbeddingSpace, ProjectSpaces, project_spaces
 from common.platform.storage import get_blob_store
 
 logger = logging.getLogger(__name__)
@@ -70,6 +78,9 @@ class _Claim:
     mime_type: str | None
     size_bytes: int | None
     content_hash: str | None
+    # The project's embedding spaces at the claim; a re-embedding job's own space.
+    spaces: ProjectSpaces
+    space_id: uuid.UUID | None = None
 
 
 def run_job(message: JobMessage) -> JobOutcome:
@@ -89,10 +100,17 @@ def _run_claimed(message: JobMessage, claim: _Claim) -> JobOutcome:
     stages = _Stages()
     try:
         with LeaseKeeper(claim.job_id, claim.attempt, settings.job_lease_seconds) as lease:
-            built = _build_chunks(message, claim, stages, lease)
-            lease.check()
-            with stages.timed("write"):
-                written = _finish(claim, built)
+            if claim.space_id is not None:
+                with stages.timed("embed"):
+                    vectors = embed_stored_chunks(claim.document_id, claim.space_id)
+                lease.check()
+                with stages.timed("write"):
+                    written = _finish_reembedding(claim, vectors)
+            else:
+                built = _build_chunks(message, claim, stages, lease)
+                lease.check()
+                with stages.timed("write"):
+                    written = _finish(claim, built)
     except LeaseLostError:
         logger.warning("attempt dropped: its job was taken over", extra=_log_ids(claim))
         return JobOutcome.SKIPPED
@@ -120,6 +138,8 @@ def _run_claimed(message: JobMessage, claim: _Claim) -> JobOutcome:
         raise TransientError(reason) from error
     if written is None:
         return JobOutcome.SKIPPED
+    if claim.spaces.pending is not None:
+        _activate_if_complete(claim.project_id)
     logger.info(
         "ingestion succeeded",
         extra={
@@ -184,7 +204,7 @@ def _claim(message: JobMessage) -> _Claim | JobOutcome:
         job.status = JobStatus.RUNNING
         job.started_at = now
         job.lease_expires_at = lease_deadline(settings.job_lease_seconds, now)
-        if document.status is not DocumentStatus.READY:
+        if document.status is not DocumentStatus.READY and job.space_id is None:
             document.status = DocumentStatus.PROCESSING
         return _Claim(
             job_id=job.id,
@@ -194,6 +214,8 @@ def _claim(message: JobMessage) -> _Claim | JobOutcome:
             mime_type=document.mime_type,
             size_bytes=document.size_bytes,
             content_hash=document.content_hash,
+            spaces=project_spaces(session, document.project_id, settings),
+            space_id=job.space_id,
         )
 
 
@@ -228,8 +250,8 @@ class _Stages:
 @dataclass(frozen=True)
 class _Built:
     chunks: list[Chunk]
-    embeddings: object
-    model: str
+    # The chunks' vectors in each space the project maintains (active first).
+    embeddings: dict[EmbeddingSpace, np.ndarray]
     notice: str | None
 
 
@@ -251,10 +273,17 @@ def _build_chunks(
         raise PermanentIngestionError(
             "the object changed while queued (superseded by a newer upload)"
         )
-    embedder = get_embedder()
-    # A chunk longer than the model's input would be silently truncated when embedded; the
+    # Chunks are cut for the active space's model; every maintained space embeds them.
+    embedder = embedder_for_space(claim.spaces.active, settings)
+    # A chunk longer than a model's input would be silently truncated when embedded; the
     # context line (title and section headings) is embedded before the content.
-    max_tokens = min(settings.chunk_tokens, embedder.max_input_tokens - CONTEXT_TOKENS)
+    max_tokens = min(
+        [settings.chunk_tokens]
+        + [
+            embedder_for_space(space, settings).max_input_tokens - CONTEXT_TOKENS
+            for space in claim.spaces.maintained
+        ]
+    )
     with stages.timed("extract"):
         document = extract_text(
             data,
@@ -279,9 +308,15 @@ def _build_chunks(
     if not chunks:
         raise PermanentIngestionError("no text to index after extraction")
     lease.check()
+    inputs = [embedding_input(chunk) for chunk in chunks]
+    embeddings: dict[EmbeddingSpace, np.ndarray] = {}
     with stages.timed("embed"):
-        embeddings = embedder.embed_documents([embedding_input(chunk) for chunk in chunks])
-    return _Built(chunks, embeddings, embedder.model_name, _notice(document))
+        for space in claim.spaces.maintained:
+            embeddings[space] = np.asarray(
+                embedder_for_space(space, settings).embed_documents(inputs)
+            )
+            lease.check()
+    return _Built(chunks, embeddings, _notice(document))
 
 
 def extraction_options(
@@ -306,20 +341,66 @@ def _notice(document: ExtractedText) -> str | None:
 
 
 def _finish(claim: _Claim, built: _Built) -> int | None:
+    settings = get_settings()
     with transaction() as session:
         locked = lock_for_write(
             session, job_id=claim.job_id, document_id=claim.document_id, attempt=claim.attempt
         )
         if locked is None:
             return None
-        return write_result(
+        # The project's spaces now (a switch may have started, flipped or finished since the
+        # claim): write those embedded, and queue a re-embedding for any that came since.
+        spaces = project_spaces(session, claim.project_id, settings)
+        written = write_result(
             session,
             locked,
             chunks=built.chunks,
-            embeddings=np.asarray(built.embeddings),
-            model=built.model,
+            embeddings={
+                space: vectors
+                for space, vectors in built.embeddings.items()
+                if space in spaces.maintained
+            },
+            model=spaces.active.model,
             notice=built.notice,
         )
+        for space in spaces.maintained:
+            if space not in built.embeddings:
+                queue_missing(session, claim.project_id, space)
+        return written
+
+
+def _finish_reembedding(claim: _Claim, built: Reembedded) -> int | None:
+    with transaction() as session:
+        locked = lock_for_write(
+            session, job_id=claim.job_id, document_id=claim.document_id, attempt=claim.attempt
+        )
+        if locked is None:
+            return None
+        if built.space not in project_spaces(session, claim.project_id, get_settings()).maintained:
+            _close(session, claim, "the embedding switch was cancelled")
+            return None
+        try:
+            return write_space_vectors(session, locked, built)
+        except ChunksRewrittenError as error:
+            _close(session, claim, str(error))
+            return None
+
+
+def _close(session: Session, claim: _Claim, reason: str) -> None:
+    """End a re-embedding job that has nothing left to do (its document is fine)."""
+    job = session.get_one(IngestionJob, claim.job_id)
+    job.status, job.error_message = JobStatus.FAILED, reason
+    job.finished_at, job.lease_expires_at = datetime.now(UTC), None
+
+
+def _activate_if_complete(project_id: uuid.UUID) -> None:
+    """A switching project's job finished: flip it if its new space is now complete. Best
+    effort: the sweep checks again."""
+    try:
+        with transaction() as session:
+            activate_if_complete(session, project_id, get_settings())
+    except Exception:
+        logger.exception("could not check the embedding switch; the sweep will")
 
 
 def _locked(session: Session, claim: _Claim) -> tuple[IngestionJob | None, Document | None]:
@@ -344,7 +425,8 @@ def _fail(claim: _Claim, reason: str) -> None:
         job.status = JobStatus.FAILED
         job.error_message = reason
         job.finished_at = datetime.now(UTC)
-        fail_document(session, document, reason)
+        if job.space_id is None:  # a failed re-embedding leaves the document as it is
+            fail_document(session, document, reason)
 
 
 def _record_retry(claim: _Claim, reason: str) -> None:

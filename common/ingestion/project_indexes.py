@@ -32,6 +32,7 @@ from sqlalchemy import Connection, Engine, text
 
 from common.platform.db import get_engine
 from common.platform.models import DocumentChunk
+from common.platform.spaces import TABLE_PREFIX as SPACE_TABLE_PREFIX
 
 logger = logging.getLogger(__name__)
 
@@ -51,8 +52,14 @@ def index_name(project_id: uuid.UUID) -> str:
 def include_in_autogenerate(
     object_: object, name: str | None, type_: str, reflected: bool, compare_to: object
 ) -> bool:
-    """Alembic's include_object: project indexes are data, not schema; never drop them."""
-    return not (type_ == "index" and reflected and (name or "").startswith(PREFIX))
+    """Alembic's include_object: project indexes and embedding spaces' tables (and their indexes)
+    are data, not schema; never drop them."""
+    if not reflected:
+        return True
+    name = name or ""
+    if type_ == "index":
+        return not name.startswith((PREFIX, f"ix_{SPACE_TABLE_PREFIX}"))
+    return not (type_ == "table" and name.startswith(SPACE_TABLE_PREFIX))
 
 
 def project_of(name: str) -> uuid.UUID | None:

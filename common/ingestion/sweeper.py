@@ -29,7 +29,7 @@ from common.ingestion.trigger import publish_job, split_gcs_uri
 from common.platform.config import get_settings
 from common.platform.db import transaction
 from common.platform.events import JobMessage
-from common.platform.models import Document, IngestionJob, JobStatus
+from common.platform.models import Document, IngestionJob, JobStatus, Project
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +75,20 @@ def handle_dead_letter(message: JobMessage) -> bool:
         publish_job(session, job, bucket, name)
     logger.warning("dead-lettered job published again", extra={"job_id": str(message.job_id)})
     return True
+
+
+def _activate_complete_switches() -> None:
+    """A switch whose last job's own check failed (its worker died after the write) flips
+    here: every project with a pending embedding space is checked."""
+    from common.ingestion.embedding_switch import activate_if_complete
+
+    with transaction() as session:
+        switching = list(
+            session.scalars(select(Project.id).where(Project.pending_space_id.is_not(None)))
+        )
+    for project_id in switching:
+        with transaction() as session:
+            activate_if_complete(session, project_id, get_settings())
 
 
 def sweep_stuck_jobs(
@@ -148,6 +162,7 @@ def sweep_stuck_jobs(
                 republished += 1
     with transaction() as session:
         released = release(session, now, settings)
+    _activate_complete_switches()
     report = SweepReport(requeued, failed, republished, released)
     if candidates or released:
         logger.info("stuck jobs swept", extra=vars(report))

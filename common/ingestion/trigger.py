@@ -42,6 +42,7 @@ from common.platform.models import (
     Project,
 )
 from common.platform.sources import upsert_document
+from common.platform.spaces import project_spaces
 from common.platform.storage import ObjectGoneError, get_blob_store
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def handle_object_finalized(event: StorageObjectEvent) -> IngestResult:
         if document_id is None:
             return _ignored(event, "a newer generation of this object is already recorded")
         document = session.get_one(Document, document_id, with_for_update=True)
-        if _unchanged(document, event):
+        if _unchanged(session, document, event):
             job_id = _record_unchanged(session, document, event)
             logger.info("content unchanged; chunks reused", extra=_ids(document, job_id))
             return IngestResult(Outcome.UNCHANGED, document_id=document_id, job_id=job_id)
@@ -235,22 +236,30 @@ def _job_for_generation(session: Session, document_id: uuid.UUID, generation: in
     session.execute(
         insert(IngestionJob)
         .values(document_id=document_id, generation=generation)
-        .on_conflict_do_nothing(index_elements=["document_id", "generation"])
+        .on_conflict_do_nothing(
+            index_elements=["document_id", "generation"],
+            index_where=IngestionJob.space_id.is_(None),
+        )
     )
     return session.execute(
         select(IngestionJob)
-        .where(IngestionJob.document_id == document_id, IngestionJob.generation == generation)
+        .where(
+            IngestionJob.document_id == document_id,
+            IngestionJob.generation == generation,
+            IngestionJob.space_id.is_(None),
+        )
         .with_for_update()
         .execution_options(populate_existing=True)
     ).scalar_one()
 
 
-def _unchanged(document: Document, event: StorageObjectEvent) -> bool:
-    return (
-        event.md5_hex is not None
-        and document.ready_content_hash == event.md5_hex
-        and document.embedding_model == get_settings().resolved_embedding_model
-    )
+def _unchanged(session: Session, document: Document, event: StorageObjectEvent) -> bool:
+    """The same bytes as the ready chunks, embedded by the project's active model: reuse them
+    (during a model switch too: every space the project keeps holds them)."""
+    if event.md5_hex is None or document.ready_content_hash != event.md5_hex:
+        return False
+    spaces = project_spaces(session, document.project_id, get_settings())
+    return document.embedding_model == spaces.active.model
 
 
 def _record_unchanged(session: Session, document: Document, event: StorageObjectEvent) -> uuid.UUID:

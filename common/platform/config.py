@@ -121,6 +121,9 @@ class Settings(BaseSettings):
     # Embedding requests of one document in flight at once (Vertex AI; the local model uses its
     # own thread pool). They share one backoff: a 429 pauses them all.
     embedding_concurrency: Annotated[int, Field(ge=1, le=64)] = 8
+    # The Vertex AI embedding quota (requests per minute) that `ai-infra embeddings switch`
+    # plans with; the quota itself is the project's (429s are retried either way).
+    embedding_quota_per_minute: PositiveInt = 1500
     # Override of the Vertex AI endpoint: a regional endpoint, or a local stand-in in tests.
     vertex_base_url: str | None = None
     # A fixed OAuth access token for Vertex AI instead of Application Default Credentials: for

@@ -108,6 +108,21 @@ class Team(Base):
     created_at: Mapped[datetime] = _created_at()
 
 
+class EmbeddingSpace(Base):
+    """A model at a dimension whose vectors live in a table of their own, or inline in
+    document_chunks.embedding for the configured model (common.platform.spaces)."""
+
+    __tablename__ = "embedding_spaces"
+    __table_args__ = (UniqueConstraint("model", "dimensions"), UniqueConstraint("table_name"))
+
+    id: Mapped[uuid.UUID] = _uuid_pk()
+    model: Mapped[str] = mapped_column(Text, nullable=False)
+    dimensions: Mapped[int] = mapped_column(Integer, nullable=False)
+    # None for the configured model's inline space (document_chunks.embedding).
+    table_name: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _created_at()
+
+
 class Project(Base):
     __tablename__ = "projects"
     __table_args__ = (UniqueConstraint("team_id", "name"),)
@@ -117,6 +132,11 @@ class Project(Base):
         ForeignKey("teams.id", ondelete="CASCADE"), nullable=False, index=True
     )
     name: Mapped[str] = mapped_column(Text, nullable=False)
+    # The embedding space its queries use, the one a switch fills, the one a rollback returns
+    # to (None: the inline space of the configured model); see common.platform.spaces.
+    active_space_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("embedding_spaces.id"))
+    pending_space_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("embedding_spaces.id"))
+    previous_space_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("embedding_spaces.id"))
     created_at: Mapped[datetime] = _created_at()
 
 
@@ -268,7 +288,23 @@ class IngestionJob(Base):
     __tablename__ = "ingestion_jobs"
     # One job per document and object generation: duplicate events make no second job.
     __table_args__ = (
-        UniqueConstraint("document_id", "generation"),
+        # One ingestion job per document generation, and one re-embedding job per generation
+        # and embedding space (a model switch's).
+        Index(
+            "uq_ingestion_jobs_document_id_generation",
+            "document_id",
+            "generation",
+            unique=True,
+            postgresql_where="space_id IS NULL",
+        ),
+        Index(
+            "uq_ingestion_jobs_document_id_generation_space_id",
+            "document_id",
+            "generation",
+            "space_id",
+            unique=True,
+            postgresql_where="space_id IS NOT NULL",
+        ),
         Index("ix_ingestion_jobs_status_started_at", "status", "started_at"),
         Index(
             "ix_ingestion_jobs_deferred_at",
@@ -282,6 +318,10 @@ class IngestionJob(Base):
         ForeignKey("documents.id", ondelete="CASCADE"), nullable=False
     )
     generation: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    # Set for a re-embedding job of a model switch: the space it fills from the stored chunks.
+    space_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("embedding_spaces.id", ondelete="CASCADE")
+    )
     status: Mapped[JobStatus] = mapped_column(
         _pg_enum(JobStatus, "job_status"), nullable=False, server_default=JobStatus.QUEUED.value
     )
@@ -333,7 +373,8 @@ class DocumentChunk(Base):
     )
     chunk_index: Mapped[int] = mapped_column(Integer, nullable=False)
     content: Mapped[str] = mapped_column(Text, nullable=False)
-    embedding: Mapped[list[float]] = mapped_column(Vector(EMBEDDING_DIM), nullable=False)
+    # The inline space's vector (None once the project moved to another space for good).
+    embedding: Mapped[list[float] | None] = mapped_column(Vector(EMBEDDING_DIM))
     page_start: Mapped[int | None] = mapped_column(Integer)
     page_end: Mapped[int | None] = mapped_column(Integer)
     char_start: Mapped[int] = mapped_column(Integer, nullable=False)

@@ -35,6 +35,7 @@ defensive join (the title and URI come from the same join anyway).
 
 from __future__ import annotations
 
+import functools
 import re
 import uuid
 from collections.abc import Sequence
@@ -49,6 +50,7 @@ from common.platform.attributes import document_attributes
 from common.platform.config import Settings
 from common.platform.errors import ApiError
 from common.platform.models import TS_CONFIG
+from common.platform.spaces import EmbeddingSpace, load_space
 from common.query.filters import CompiledFilter
 
 
@@ -242,6 +244,19 @@ def check_searchable(
         raise EmbeddingModelMismatchError(model, list(row.mismatched))
 
 
+def active_space(
+    session: Session, team_id: uuid.UUID, project_id: uuid.UUID, settings: Settings
+) -> EmbeddingSpace:
+    """The embedding space the project's queries use; 404 unless the team owns the project."""
+    space_id = session.execute(
+        text("SELECT active_space_id FROM projects WHERE id = :project_id AND team_id = :team_id"),
+        {"project_id": project_id, "team_id": team_id},
+    ).first()
+    if space_id is None:
+        raise ApiError(404, "not_found", "project not found")
+    return load_space(session, space_id[0], settings)
+
+
 ARMS = ("hybrid", "dense", "keyword")
 
 
@@ -255,7 +270,7 @@ _PREPARE_SQL = f"""
     WITH project AS (
         SELECT coalesce(sum(chunk_count), 0) AS chunks,
                (SELECT greatest(reltuples, 0) FROM pg_class
-                WHERE oid = CAST('document_chunks' AS regclass)) AS table_rows
+                WHERE oid = CAST(:vector_table AS regclass)) AS table_rows
         FROM documents
         WHERE project_id = :project_id AND status <> 'failed'
           AND (CAST(:document_ids AS uuid[]) IS NULL
@@ -347,10 +362,12 @@ def _prepare(
     dense_candidates: int,
     min_coverage: float,
     document_ids: Sequence[uuid.UUID] | None,
+    vector_table: str = "document_chunks",
 ) -> tuple[int, _Terms]:
     rows = session.execute(
         _PREPARE,
         {
+            "vector_table": vector_table,
             "project_id": project_id,
             "document_ids": _ids(document_ids),
             "ef_search": str(int(ef_search)),
@@ -411,6 +428,7 @@ def _hybrid_sql(
     arms: str = "hybrid",
     exact: bool = False,
     keyword_index: bool = True,
+    space: EmbeddingSpace | None = None,
 ) -> str:
     """The search statement; `arms` keeps one arm alone (dense, keyword) for bench/quality.py.
 
@@ -427,7 +445,17 @@ def _hybrid_sql(
         )
 
     doc = document_filter("c.")
-    score_filter = "AND 1 - (c.embedding <=> CAST(:q AS vector)) >= :min_score"
+    # The vectors: inline in the chunks, or in a space's own table (a model switch's).
+    if space is None or space.table is None:
+        vectors, source, owner, scored = "c.embedding", "document_chunks c", "c", ""
+    else:
+        vectors = "v.embedding"
+        source = f"{space.table} v JOIN document_chunks c ON c.id = v.chunk_id"
+        owner = "v"
+        scored = f"JOIN {space.table} v ON v.chunk_id = c.id"
+    cast = f"CAST(:q AS {space.vector_type if space else 'vector'})"
+    distance = f"{vectors} <=> {cast}"
+    score_filter = f"AND 1 - ({distance}) >= :min_score"
     dense = "true" if arms in ("hybrid", "dense") else "false"
     keyword = "true" if arms in ("hybrid", "keyword") else "false"
     keyword_rows = (
@@ -436,16 +464,12 @@ def _hybrid_sql(
         else "(SELECT id, project_id, document_id, chunk_index, content_tsv FROM document_chunks "
         f"WHERE project_id = :project_id {document_filter('')} OFFSET 0)"
     )
-    order = (
-        "(c.embedding <=> CAST(:q AS vector)) + 0"
-        if exact
-        else "c.embedding <=> CAST(:q AS vector)"
-    )
+    order = f"({distance}) + 0" if exact else distance
     return f"""
     WITH vector_arm AS MATERIALIZED (
-        SELECT c.id, c.document_id, c.chunk_index, c.embedding <=> CAST(:q AS vector) AS distance
-        FROM document_chunks c
-        WHERE c.project_id = :project_id {doc}
+        SELECT c.id, c.document_id, c.chunk_index, {distance} AS distance
+        FROM {source}
+        WHERE {owner}.project_id = :project_id {doc}
         ORDER BY {order}
         LIMIT :dense_candidates
     ), vector_ranked AS (
@@ -522,9 +546,10 @@ def _hybrid_sql(
     SELECT c.id, c.document_id, d.title, d.gcs_uri, c.page_start, c.page_end, c.location,
            c.content, d.attributes, d.path, d.mime_type, CAST(d.source_type AS text) AS source,
            d.created_at, d.updated_at,
-           c.token_count, 1 - (c.embedding <=> CAST(:q AS vector)) AS score, f.rrf
+           c.token_count, 1 - ({distance}) AS score, f.rrf
     FROM smoothed f
     JOIN document_chunks c ON c.id = f.id
+    {scored}
     JOIN documents d ON d.id = c.document_id
     WHERE d.status <> 'failed' {score_filter if with_min_score else ""}
     ORDER BY f.rrf DESC, score DESC, c.id
@@ -532,25 +557,21 @@ def _hybrid_sql(
     """
 
 
-_STATEMENTS = {
+@functools.lru_cache(maxsize=256)
+def _statement(
+    docs: bool, score: bool, arms: str, *, exact: bool, index: bool, space: EmbeddingSpace | None
+) -> TextClause:
+    """The search statement for these choices, built once per process."""
     # Whitespace collapsed: the driver scans the statement text on every execution.
-    (docs, score, arms, exact, index): text(
-        " ".join(
-            _hybrid_sql(
-                with_documents=docs,
-                with_min_score=score,
-                arms=arms,
-                exact=exact,
-                keyword_index=index,
-            ).split()
-        )
+    sql = _hybrid_sql(
+        with_documents=docs,
+        with_min_score=score,
+        arms=arms,
+        exact=exact,
+        keyword_index=index,
+        space=space if space is not None and space.table is not None else None,
     )
-    for docs in (False, True)
-    for score in (False, True)
-    for arms in ARMS
-    for exact in (False, True)
-    for index in (False, True)
-}
+    return text(" ".join(sql.split()))
 
 
 _QUOTED = re.compile(r'"([^"]+)"')
@@ -584,8 +605,10 @@ def _prepared(
     arms: str,
     fusion: Fusion,
     document_filter: CompiledFilter | None = None,
+    space: EmbeddingSpace | None = None,
 ) -> tuple[TextClause, dict[str, object]]:
-    """Configure this transaction's search and return the statement with its parameters."""
+    """Configure this transaction's search and return the statement with its parameters;
+    `space`: where the project's vectors are (None or the inline space: with the chunks)."""
     if document_filter is not None:
         document_ids = matching_documents(session, project_id, document_filter, document_ids)
     dense_candidates = max(top_k * fusion.dense_candidates_per_result, fusion.min_candidates)
@@ -597,12 +620,18 @@ def _prepared(
         dense_candidates=dense_candidates,
         min_coverage=fusion.min_coverage,
         document_ids=document_ids,
+        vector_table=space.table if space is not None and space.table else "document_chunks",
     )
     exact = chunks <= exact_max_chunks
     keyword_index = terms.use_index
-    statement = _STATEMENTS[
-        (document_ids is not None, min_score is not None, arms, exact, keyword_index)
-    ]
+    statement = _statement(
+        document_ids is not None,
+        min_score is not None,
+        arms,
+        exact=exact,
+        index=keyword_index,
+        space=space,
+    )
     params: dict[str, object] = {
         "q": vector_literal(query_vector),
         "question": question,
@@ -646,6 +675,7 @@ def search(
     min_score: float | None = None,
     document_ids: Sequence[uuid.UUID] | None = None,
     document_filter: CompiledFilter | None = None,
+    space: EmbeddingSpace | None = None,
     arms: str = "hybrid",
     fusion: Fusion = DEFAULT_FUSION,
 ) -> list[RetrievedChunk]:
@@ -664,6 +694,7 @@ def search(
         min_score=min_score,
         document_ids=document_ids,
         document_filter=document_filter,
+        space=space,
         arms=arms,
         fusion=fusion,
     )
@@ -706,6 +737,7 @@ def explain_search(
     exact_max_chunks: int = EXACT_SEARCH_MAX_CHUNKS,
     document_ids: Sequence[uuid.UUID] | None = None,
     document_filter: CompiledFilter | None = None,
+    space: EmbeddingSpace | None = None,
 ) -> str:
     """Postgres's plan for the statement `search` would run now (bench/query.py prints it)."""
     statement, params = _prepared(
@@ -719,6 +751,7 @@ def explain_search(
         min_score=None,
         document_ids=document_ids,
         document_filter=document_filter,
+        space=space,
         arms="hybrid",
         fusion=DEFAULT_FUSION,
     )

@@ -39,7 +39,13 @@ from common.platform.db import transaction
 from common.query.auth import Principal
 from common.query.filters import compile_filter
 from common.query.query_log import QueryLogRecord, write_query_log
-from common.query.retrieval import RetrievedChunk, check_searchable, fit_to_budget, search
+from common.query.retrieval import (
+    RetrievedChunk,
+    active_space,
+    check_searchable,
+    fit_to_budget,
+    search,
+)
 from common.query.schemas import Citation, QueryRequest, QueryResult, Usage, snippet
 
 if TYPE_CHECKING:
@@ -96,14 +102,18 @@ def _retrieve(
     settings: Settings,
     timings: Timings,
 ) -> _Retrieved:
-    from common.inference.embeddings import get_embedder
+    from common.inference.embeddings import embedder_for_space
     from common.inference.reranking import get_reranker
 
     top_k = request.top_k or settings.default_top_k
-    embedder = get_embedder(settings)
+    mark = time.perf_counter()
+    with transaction() as session:
+        # The question is embedded by the model of the project's active space.
+        space = active_space(session, principal.team_id, project_id, settings)
+    mark = timings.add("sql", mark)
+    embedder = embedder_for_space(space, settings)
     reranker = get_reranker(settings)
     fetch = max(top_k, settings.rerank_candidates) if reranker is not None else top_k
-    mark = time.perf_counter()
     vector = embedder.embed_query(request.question)
     mark = timings.add("embed", mark)
     with transaction() as session:
@@ -130,6 +140,7 @@ def _retrieve(
             min_score=request.min_score,
             document_ids=request.document_ids,
             document_filter=document_filter,
+            space=space,
         )
     timings.add("sql", mark)
     if reranker is None:
