@@ -29,6 +29,8 @@ from common.platform.models import Document, DocumentStatus, IngestionJob, JobSt
 from common.platform.spaces import (
     EmbeddingSpace,
     drop_unused_spaces,
+    ensure_space,
+    inline_space,
     load_space,
     project_spaces,
 )
@@ -208,7 +210,8 @@ def activate_if_complete(session: Session, project_id: uuid.UUID, settings: Sett
     pending = load_space(session, project.pending_space_id, settings)
     if missing_documents(session, project_id, pending):
         return False  # a failed job, or a document that became ready without it
-    project.previous_space_id = project.active_space_id
+    # The inline space has no row until a switch names it: it needs one to be kept as previous.
+    project.previous_space_id = project.active_space_id or _inline_id(session, settings)
     project.active_space_id = project.pending_space_id
     project.pending_space_id = None
     session.execute(
@@ -222,6 +225,11 @@ def activate_if_complete(session: Session, project_id: uuid.UUID, settings: Sett
         extra={"project_id": str(project_id), "space": pending.label},
     )
     return True
+
+
+def _inline_id(session: Session, settings: Settings) -> uuid.UUID | None:
+    inline = inline_space(settings)
+    return ensure_space(session, inline.model, inline.dimensions, settings).id
 
 
 def rollback(session: Session, project_id: uuid.UUID, settings: Settings) -> str:

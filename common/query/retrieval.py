@@ -174,10 +174,26 @@ _MISMATCHED = """
     LIMIT 5
 """
 _MISMATCHED_MODELS = text(_MISMATCHED)
-# Ownership and the model check in one round trip (the query path runs it per request).
+# Ownership, the project's active space and the model check in one statement (one snapshot: a
+# model switch flips the space and the documents' model together), run per request.
 _SEARCHABLE = text(
-    "SELECT EXISTS (SELECT 1 FROM projects WHERE id = :project_id AND team_id = :team_id) "
-    f"AS owned, ARRAY({_MISMATCHED}) AS mismatched"
+    """
+    WITH owned AS (
+        SELECT p.active_space_id, coalesce(s.model, :model) AS model
+        FROM projects p LEFT JOIN embedding_spaces s ON s.id = p.active_space_id
+        WHERE p.id = :project_id AND p.team_id = :team_id
+    )
+    SELECT EXISTS (SELECT 1 FROM owned) AS owned,
+           (SELECT active_space_id FROM owned) AS active_space_id,
+           ARRAY(
+               SELECT DISTINCT d.embedding_model FROM documents d, owned o
+               WHERE d.project_id = :project_id AND d.status <> 'failed'
+                 AND d.embedding_model IS NOT NULL AND d.embedding_model <> o.model
+                 AND (CAST(:document_ids AS uuid[]) IS NULL
+                      OR d.id = ANY(CAST(:document_ids AS uuid[])))
+               LIMIT 5
+           ) AS mismatched
+    """
 )
 
 
@@ -227,8 +243,10 @@ def check_searchable(
     project_id: uuid.UUID,
     model: str,
     document_ids: Sequence[uuid.UUID] | None = None,
-) -> None:
-    """404 unless the team owns the project; 409 if its chunks came from another model."""
+) -> uuid.UUID | None:
+    """404 unless the team owns the project; 409 if its chunks came from another model than
+    its active space's (`model`: the configured one, the inline space's). Returns the active
+    space's id (None: inline)."""
     row = session.execute(
         _SEARCHABLE,
         {
@@ -242,6 +260,8 @@ def check_searchable(
         raise ApiError(404, "not_found", "project not found")
     if row.mismatched:
         raise EmbeddingModelMismatchError(model, list(row.mismatched))
+    active: uuid.UUID | None = row.active_space_id
+    return active
 
 
 def active_space(

@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 from common.platform.attributes import known_types
 from common.platform.config import Settings, get_settings
 from common.platform.db import transaction
+from common.platform.spaces import load_space
 from common.query.auth import Principal
 from common.query.filters import compile_filter
 from common.query.query_log import QueryLogRecord, write_query_log
@@ -117,13 +118,17 @@ def _retrieve(
     vector = embedder.embed_query(request.question)
     mark = timings.add("embed", mark)
     with transaction() as session:
-        check_searchable(
+        current = check_searchable(
             session,
             team_id=principal.team_id,
             project_id=project_id,
-            model=embedder.model_name,
+            model=settings.resolved_embedding_model,
             document_ids=request.document_ids,
         )
+        if load_space(session, current, settings) != space:
+            # A switch flipped the project since: ask in the space that is active now.
+            space = load_space(session, current, settings)
+            vector = embedder_for_space(space, settings).embed_query(request.question)
         document_filter = (
             compile_filter(request.filter, known_types(session, project_id))
             if request.filter is not None
