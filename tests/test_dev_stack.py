@@ -380,3 +380,70 @@ def _deferred(stack: DevStack) -> int:
             )
     finally:
         engine.dispose()
+
+
+def test_a_model_switch_survives_a_killed_worker_and_completes_unaided(
+    project_root: Path, tmp_path: Path
+) -> None:
+    """`ai-infra embeddings switch` on `ai-infra dev` (Vertex AI: the stand-in, slow on
+    purpose): kill -9 of chunk_embed while the re-embedding jobs run; the restarted stack
+    takes the jobs over and the project switches once every document has its new vectors."""
+    from common.localstack.vertex_standin import STANDIN_TOKEN, start_model_standin
+
+    with start_model_standin() as standin:
+        standin.latency = 0.4  # each embedding request: a re-embedding job takes a while
+        vertex = {
+            "AI_INFRA_VERTEX_BASE_URL": standin.base_url,
+            "AI_INFRA_VERTEX_ACCESS_TOKEN": STANDIN_TOKEN,
+            "AI_INFRA_JOB_LEASE_SECONDS": "15",
+            "AI_INFRA_SWEEP_INTERVAL_SECONDS": "3",
+        }
+        stack = start_dev_stack(project_root, tmp_path, vertex)
+        try:
+            staging = tmp_path / "staging"
+            staging.mkdir()
+            names = [f"manual-{n}.pdf" for n in range(4)]
+            for number, name in enumerate(names):
+                pages = [page_text(p, 200) for p in range(1, 5 + number)]
+                (staging / name).write_bytes(make_pdf(pages))
+                shutil.copy(staging / name, stack.inbox / "demo" / name)
+            for name in names:
+                assert wait_for_status(stack, name, {"ready", "failed"}, 180)["status"] == "ready"
+            env = {k: v for k, v in os.environ.items() if not k.startswith("AI_INFRA_")}
+            env.update({"AI_INFRA_LOCAL_DATA_DIR": str(stack.data_dir), **vertex})
+            switch = subprocess.run(
+                [*CLI, "--json", "embeddings", "switch", "-m", "gemini-embedding-001",
+                 "-d", "768", "-p", stack.project_id, "--yes"],
+                cwd=project_root, env=env, capture_output=True, text=True, timeout=120, check=False,
+            )  # fmt: skip
+            assert switch.returncode == 0, switch.stdout + switch.stderr
+            assert json.loads(switch.stdout)["projects"][0]["jobs_queued"] == len(names)
+            deadline = time.monotonic() + 60
+            while not standin.requests:
+                assert time.monotonic() < deadline, "no re-embedding request reached Vertex"
+                time.sleep(0.1)
+            os.killpg(function_process(stack, "chunk_embed").pid, signal.SIGKILL)
+            deadline = time.monotonic() + 240
+            while True:
+                status = subprocess.run(
+                    [*CLI, "--json", "embeddings", "status", "-p", stack.project_id],
+                    cwd=project_root, env=env, capture_output=True, text=True, timeout=60,
+                    check=False,
+                )  # fmt: skip
+                assert status.returncode == 0, status.stdout + status.stderr
+                [row] = json.loads(status.stdout)
+                if row["active"].startswith("gemini-embedding-001 (768)"):
+                    break
+                assert time.monotonic() < deadline, (row, stack.output.text())
+                time.sleep(1)
+            assert row["pending"] is None and row["previous"].startswith("all-MiniLM-L6-v2")
+            assert "chunk_embed restarted" in stack.output.text()
+            answer = httpx.post(
+                f"{stack.base}/v1/projects/{stack.project_id}/query",
+                headers=stack.headers,
+                json={"question": "What does page 3 say about topic3x1?", "mode": "retrieve"},
+                timeout=120,
+            )
+            assert answer.status_code == 200 and answer.json()["citations"], answer.text
+        finally:
+            stop_dev_stack(stack)
