@@ -1,6 +1,14 @@
 # Two buckets: the upload bucket whose events drive ingestion, and a private bucket for the
 # functions' source archive (kept apart so a deployment never looks like a document upload).
 
+locals {
+  # Cloud Run's deterministic URL of the query function and its cloudfunctions.net alias.
+  console_origins = concat([
+    "https://${var.name_prefix}-query-${data.google_project.this.number}.${var.region}.run.app",
+    "https://${var.region}-${var.project_id}.cloudfunctions.net",
+  ], var.console_origins)
+}
+
 resource "google_storage_bucket" "documents" {
   #checkov:skip=CKV_GCP_62:Access is audited through Cloud Audit Logs (Data Access); legacy usage-log buckets would add a bucket that itself needs logging.
   #checkov:skip=CKV_GCP_78:Versioning is a variable, off by default: each generation is recorded in the database and a deleted document must not linger as a noncurrent version.
@@ -13,6 +21,16 @@ resource "google_storage_bucket" "documents" {
 
   versioning {
     enabled = var.bucket_versioning
+  }
+
+  # The console (served by the query function at /console) PUTs files to signed URLs from the
+  # browser: a cross-origin request with the signed headers. The origins are the function's
+  # URLs, computed here because the function itself depends on this bucket.
+  cors {
+    origin          = local.console_origins
+    method          = ["PUT"]
+    response_header = ["Content-Type", "x-goog-content-length-range"]
+    max_age_seconds = 3600
   }
 
   dynamic "lifecycle_rule" {

@@ -330,6 +330,7 @@ def _banner(ports: DevPorts, inbox: Path, demo: dict[str, str]) -> None:
     say("")
     say("ai-infra is running locally.")
     say(f"  query API      {query}  (OpenAPI: {query}/v1/openapi.json)")
+    say(f"  console        {query}/console  (sign in with the demo API key)")
     say(f"  demo project   {demo['project_id']}")
     say(f"  demo API key   {demo['api_key']}")
     say(f"  inbox          {inbox / 'demo'}  (or {inbox}/<project_id>/)")

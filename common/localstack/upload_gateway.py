@@ -4,7 +4,8 @@ The GCS emulator stores a PUT without looking at a signature and emits no events
 sits where `storage.googleapis.com` would: it checks the V4 URL as GCS does (signature, expiry,
 the signed headers, `x-goog-content-length-range`), stores the object in the emulator and then
 posts the finalize CloudEvent to `ingest_trigger` (retried, as Eventarc retries), so a client's
-`PUT` ends up ingested exactly as in the cloud.
+`PUT` ends up ingested exactly as in the cloud. Like the bucket's CORS configuration in
+`infra/storage.tf`, it lets a browser (the console, on another port) PUT with the signed headers.
 """
 
 from __future__ import annotations
@@ -32,6 +33,20 @@ from common.platform.storage import BlobInfo, get_blob_store
 logger = logging.getLogger(__name__)
 
 EVENT_RETRY_SECONDS = 60.0
+# CORS as the bucket's configuration allows it: a PUT carrying the signed headers, no cookies.
+CORS_HEADERS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Allow-Methods": "PUT",
+    "Access-Control-Max-Age": "3600",
+}
+
+
+def _allowed_request_headers(requested: str) -> str | None:
+    """What a preflight may ask to send: the content type and GCS's own x-goog-* headers."""
+    names = [name.strip().lower() for name in requested.split(",") if name.strip()]
+    if all(name == "content-type" or name.startswith("x-goog-") for name in names):
+        return ", ".join(names)
+    return None
 
 
 class UploadGateway:
@@ -129,6 +144,22 @@ class UploadGateway:
                         break
                     remaining -= len(chunk)
 
+            def do_OPTIONS(self) -> None:
+                """The browser's CORS preflight of a cross-origin PUT."""
+                allowed = _allowed_request_headers(
+                    self.headers.get("Access-Control-Request-Headers", "")
+                )
+                if self.headers.get("Access-Control-Request-Method") != "PUT" or allowed is None:
+                    self._error(HTTPStatus.FORBIDDEN, "CorsNotAllowed", "PUT with x-goog-* only")
+                    return
+                self.send_response(HTTPStatus.NO_CONTENT)
+                for name, value in CORS_HEADERS.items():
+                    self.send_header(name, value)
+                if allowed:
+                    self.send_header("Access-Control-Allow-Headers", allowed)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def do_GET(self) -> None:
                 self._error(HTTPStatus.METHOD_NOT_ALLOWED, "MethodNotAllowed", "PUT only")
 
@@ -146,6 +177,9 @@ class UploadGateway:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
+                self.send_header(
+                    "Access-Control-Allow-Origin", CORS_HEADERS["Access-Control-Allow-Origin"]
+                )
                 self.end_headers()
                 self.wfile.write(body)
 

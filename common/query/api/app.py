@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 import flask
 from werkzeug.exceptions import HTTPException, NotFound
@@ -26,6 +27,7 @@ from common.query.api.usage import QUERY_PARAMETERS as USAGE_QUERY
 from common.query.api.usage import usage
 from common.query.documents import DeletedDocument, DocumentPage, DocumentView
 from common.query.intake import SourceAccepted, SourceRequest, UploadRequest, UploadTicket
+from common.query.projects import ProjectList
 from common.query.schemas import QueryRequest, QueryResult
 from common.query.usage import UsageReport
 
@@ -59,6 +61,15 @@ def _openapi_document(
 
 
 ROUTES: list[Route] = [
+    Route(
+        "GET",
+        "/v1/projects",
+        handlers.list_projects,
+        "listProjects",
+        "The calling team's projects with their documents counted by status (by name)",
+        response_model=ProjectList,
+        statuses=(422,),
+    ),
     Route(
         "POST",
         "/v1/projects/{project_id}/query",
@@ -129,6 +140,15 @@ ROUTES: list[Route] = [
         response_model=DeletedDocument,
     ),
     Route(
+        "POST",
+        "/v1/documents/{document_id}/reprocess",
+        handlers.reprocess_document,
+        "reprocessDocument",
+        "Queue a document's current file for ingestion again (after a failure, or on demand)",
+        response_model=handlers.ReprocessAccepted,
+        success_status=202,
+    ),
+    Route(
         "GET",
         "/v1/usage",
         usage,
@@ -171,10 +191,18 @@ ROUTES: list[Route] = [
 ROUTER = Router(ROUTES)
 
 
-def handle(request: flask.Request) -> flask.Response:
-    """Route one request and turn any outcome into a response with the request id."""
+def handle(
+    request: flask.Request, *, reprocess: Callable[[uuid.UUID], uuid.UUID] | None = None
+) -> flask.Response:
+    """Route one request and turn any outcome into a response with the request id.
+
+    `reprocess` queues a document again: the function's entry point passes the ingestion
+    flow's, which this flow may not import. (The entry point serves `/console` itself.)
+    """
     settings = get_settings()
-    ctx = RequestContext(request_id_from(request.headers.get(REQUEST_ID_HEADER)), settings)
+    ctx = RequestContext(
+        request_id_from(request.headers.get(REQUEST_ID_HEADER)), settings, reprocess=reprocess
+    )
     id_token = request_id_var.set(ctx.request_id)
     trace_token = trace_var.set(
         trace_from(request.headers.get("X-Cloud-Trace-Context"), settings.gcp_project)

@@ -42,6 +42,9 @@ class RequestContext:
     log_fields: dict[str, Any] = field(default_factory=dict)
     # The caller's API key's rate-limit window, once authenticated (its headers go on the reply).
     rate_limit: RateLimitState | None = None
+    # Queues a document's current file again; given by the function's entry point, because
+    # the query flow may not import the ingestion flow that owns job publishing.
+    reprocess: Callable[[uuid.UUID], uuid.UUID] | None = None
     _deferred: list[Callable[[], None]] = field(default_factory=list)
 
     def defer(self, work: Callable[[], None]) -> None:

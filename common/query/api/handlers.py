@@ -30,6 +30,7 @@ from common.query.api.responses import json_response, sse_event, sse_response
 from common.query.auth import Principal, authenticate, authorize_project
 from common.query.document_metadata import patch_attributes
 from common.query.filters import compile_filter, parse_filter_text
+from common.query.projects import team_projects
 from common.query.rate_limit import RateLimitExceededError
 from common.query.schemas import QueryRequest, QueryResult, StorableText
 from common.query.service import run_query, stream_query
@@ -216,6 +217,51 @@ def delete_document(
     ctx.log_fields["document_id"] = str(params["document_id"])
     deleted = documents.delete_document(params["document_id"], principal.team_id)
     return json_response(deleted.model_dump(mode="json"))
+
+
+class ReprocessAccepted(BaseModel):
+    document_id: uuid.UUID
+    job_id: uuid.UUID
+    status: DocumentStatus = Field(description="The document's status now: `uploaded` (queued).")
+
+
+def reprocess_document(
+    ctx: RequestContext, request: flask.Request, params: dict[str, uuid.UUID]
+) -> flask.Response:
+    """Queue the document's current file again (after a failure, or on demand).
+
+    The query flow never imports ingestion: the function's entry point hands the flow the
+    ingestion trigger's `reprocess_document` as `ctx.reprocess` (as the CLI calls it directly).
+    """
+    principal = principal_of(ctx, request)
+    document_id = params["document_id"]
+    ctx.log_fields["document_id"] = str(document_id)
+    with transaction() as session:
+        documents.get_document(session, principal.team_id, document_id)  # 404 for other teams
+    if ctx.reprocess is None:
+        raise ApiError(503, "unavailable", "reprocessing is not available in this deployment")
+    try:
+        job_id = ctx.reprocess(document_id)
+    except LookupError:  # deleted meanwhile, or never had a stored file
+        raise ApiError(404, "not_found", "document not found or never uploaded") from None
+    ctx.log_fields["job_id"] = str(job_id)
+    accepted = ReprocessAccepted(
+        document_id=document_id, job_id=job_id, status=DocumentStatus.UPLOADED
+    )
+    return json_response(accepted.model_dump(mode="json"), status=202)
+
+
+def list_projects(
+    ctx: RequestContext, request: flask.Request, params: dict[str, uuid.UUID]
+) -> flask.Response:
+    principal = principal_of(ctx, request)
+    if request.args:
+        name = sorted(request.args)[0][:64]
+        raise ApiError(422, "validation_error", f"{name}: unknown parameter")
+    with transaction() as session:
+        listing = team_projects(session, principal.team_id)
+    ctx.log_fields["projects"] = len(listing.projects)
+    return json_response(listing.model_dump(mode="json"))
 
 
 class Health(BaseModel):
