@@ -58,7 +58,7 @@ locals {
     AI_INFRA_MAX_PDF_PAGES               = var.max_pdf_pages
     # Fair ingestion: jobs at once over all teams = chunk-embed's instances (one job each), so
     # admission (chunk-embed) and release (chunk-embed, sweep) agree on the slots there are.
-    AI_INFRA_INGEST_CAPACITY             = var.chunk_embed_max_instances
+    AI_INFRA_INGEST_CAPACITY = var.chunk_embed_max_instances
   }
 
   # One entry per deployed function. `trigger` is "gcs" (Eventarc on the bucket), "push" (one of

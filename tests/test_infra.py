@@ -484,9 +484,7 @@ def test_alert_policies_cover_the_four_failures_and_notify_the_channels(
     assert _one(by_team["aggregations"])["group_by_fields"] == ["metric.label.team"]
     team_metric = metrics["overdue_jobs_by_team"]
     assert _one(team_metric["label_extractors"]) == {"team": "EXTRACT(jsonPayload.team)"}
-    assert 'jsonPayload.message=~"^team has overdue ingestion jobs"' in _one(
-        team_metric["filter"]
-    )
+    assert 'jsonPayload.message=~"^team has overdue ingestion jobs"' in _one(team_metric["filter"])
     # And the sweep not running at all is noticed too.
     absent = _one(overdue_conditions[2]["condition_absent"])
     assert "${google_logging_metric.sweeps.name}" in _one(absent["filter"])
