@@ -38,12 +38,20 @@ from common.platform.spaces import (
 logger = logging.getLogger(__name__)
 
 CANCELLED = "the embedding switch was cancelled (rollback)"
-# Vertex AI's limits for one embedding request; gemini-embedding-001's price per 1M input
-# tokens (cloud.google.com/vertex-ai/generative-ai/pricing, 2025: $0.15); the local model is
-# free.
-MAX_TEXTS_PER_REQUEST = 250
-MAX_TOKENS_PER_REQUEST = 20_000
+# gemini-embedding-001's price per 1M input tokens (cloud.google.com/vertex-ai/generative-ai/
+# pricing, 2025: $0.15); the local model is free.
 PRICE_PER_MILLION_TOKENS = {"gemini-embedding-001": 0.15}
+# Per document (a re-embedding job embeds one): its texts (context line, blank line, content),
+# their tokens at ~4 bytes a token as the embedder and the stand-in count them, and the same
+# capped at the model's input limit, which is what the embedder packs requests by.
+_PER_DOCUMENT = """
+    SELECT count(*) AS texts, sum(tokens) AS tokens, sum(least(tokens, :max_input)) AS packed
+    FROM (SELECT document_id, ceil((octet_length(content)
+                 + coalesce(octet_length(nullif(context, '')) + 2, 0))
+                 / CAST(:bytes_per_token AS numeric)) AS tokens
+          FROM document_chunks WHERE document_id = ANY(CAST(:ids AS uuid[]))) AS chunk
+    GROUP BY document_id
+"""
 
 
 def _missing_sql(space: EmbeddingSpace) -> str:
@@ -84,30 +92,32 @@ def estimate(
     settings: Settings,
 ) -> Estimate:
     """What filling `space` for these projects will send: texts and tokens from the stored
-    chunks (context line and content, ~4 characters a token), requests at the API's batch
-    limits, minutes at the configured requests-per-minute quota, and the model's price."""
-    documents = chunks = characters = 0
+    chunks, requests as the worker sends them (each job embeds one document, in requests the
+    Vertex AI embedder fills up to 250 texts and `REQUEST_TOKEN_BUDGET` tokens: a document is
+    at least one request of its own), minutes at the configured requests-per-minute quota, and
+    the model's price."""
+    from common.inference.embedders.vertex import (
+        BYTES_PER_TOKEN,
+        MAX_INPUT_TOKENS,
+        MAX_TEXTS_PER_REQUEST,
+        REQUEST_TOKEN_BUDGET,
+    )
+
+    documents = chunks = tokens = requests = 0
     for project_id in project_ids:
         missing = missing_documents(session, project_id, space)
-        row = session.execute(
-            text(
-                "SELECT count(*) AS chunks, coalesce(sum(length(content) "
-                "+ coalesce(length(context), 0)), 0) AS characters "
-                "FROM document_chunks WHERE document_id = ANY(CAST(:ids AS uuid[]))"
-            ),
-            {"ids": missing},
-        ).one()
+        rows = session.execute(
+            text(_PER_DOCUMENT),
+            {"ids": missing, "max_input": MAX_INPUT_TOKENS, "bytes_per_token": BYTES_PER_TOKEN},
+        ).all()
         documents += len(missing)
-        chunks += int(row.chunks)
-        characters += int(row.characters)
-    tokens = math.ceil(characters / 4)
-    requests = (
-        0
-        if not chunks
-        else max(
-            math.ceil(chunks / MAX_TEXTS_PER_REQUEST), math.ceil(tokens / MAX_TOKENS_PER_REQUEST)
-        )
-    )
+        for row in rows:
+            chunks += int(row.texts)
+            tokens += int(row.tokens)
+            requests += max(
+                math.ceil(row.texts / MAX_TEXTS_PER_REQUEST),
+                math.ceil(row.packed / REQUEST_TOKEN_BUDGET),
+            )
     price = PRICE_PER_MILLION_TOKENS.get(space.model, 0.0)
     return Estimate(
         projects=len(project_ids),
