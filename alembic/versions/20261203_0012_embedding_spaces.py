@@ -95,7 +95,8 @@ def downgrade() -> None:
         )
         op.drop_column("projects", column)
     op.execute(
-        "DO $$ DECLARE t text; BEGIN FOR t IN SELECT table_name FROM embedding_spaces LOOP "
+        "DO $$ DECLARE t text; BEGIN FOR t IN SELECT table_name FROM embedding_spaces "
+        "WHERE table_name IS NOT NULL LOOP "
         "EXECUTE format('DROP TABLE IF EXISTS %I', t); END LOOP; END $$"
     )
     op.drop_table("embedding_spaces")

@@ -179,6 +179,11 @@ def drop_unused_spaces(session: Session) -> list[str]:
             "(p.active_space_id, p.pending_space_id, p.previous_space_id))"
         )
     ).all()
+    if rows:
+        # DROP TABLE takes ACCESS EXCLUSIVE locks on the tables its foreign keys reference; a
+        # query takes its locks projects first, then document_chunks. Take them in that order
+        # up front, or a query and this drop can deadlock (one waits for the other's second).
+        session.execute(text("LOCK TABLE projects, document_chunks IN ACCESS EXCLUSIVE MODE"))
     for row in rows:
         session.execute(text(f"DROP TABLE IF EXISTS {row.table_name}"))
         session.execute(text("DELETE FROM embedding_spaces WHERE id = :id"), {"id": row.id})
