@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from common.ingestion.trigger import publish_job, split_gcs_uri
@@ -41,6 +43,14 @@ CANCELLED = "the embedding switch was cancelled (rollback)"
 # gemini-embedding-001's price per 1M input tokens (cloud.google.com/vertex-ai/generative-ai/
 # pricing, 2025: $0.15); the local model is free.
 PRICE_PER_MILLION_TOKENS = {"gemini-embedding-001": 0.15}
+# The project's row, locked against other switches and activations: FOR NO KEY UPDATE, not FOR
+# UPDATE, which would also block every insert referencing the project (its query log rows,
+# new documents and chunks) until the switch's transaction ends: queries stalled for as long
+# as `switch` took to queue its jobs (bench/model_switch.py).
+_PROJECT_LOCK = {"key_share": True}
+_DROP_LOCK_TIMEOUT = "500ms"  # under Postgres' deadlock_timeout (1 s)
+_DROP_ATTEMPTS = 5
+_LOCK_NOT_AVAILABLE = "55P03"
 # Per document (a re-embedding job embeds one): its texts (context line, blank line, content),
 # their tokens at ~4 bytes a token as the embedder and the stand-in count them, and the same
 # capped at the model's input limit, which is what the embedder packs requests by.
@@ -136,7 +146,7 @@ def start(
     """Make `space` the project's pending space and queue the documents it lacks; returns
     how many jobs were queued. Switching to the active space is a no-op; to the previous one,
     its vectors are reused (only documents added since are embedded)."""
-    project = session.get_one(Project, project_id, with_for_update=True)
+    project = session.get_one(Project, project_id, with_for_update=_PROJECT_LOCK)
     current = project_spaces(session, project_id, settings)
     if space == current.active:
         _cancel(session, project, current.pending)
@@ -201,7 +211,7 @@ def _job_for(session: Session, document: Document, space: EmbeddingSpace) -> Ing
 
 def activate_if_complete(session: Session, project_id: uuid.UUID, settings: Settings) -> bool:
     """Flip the project to its pending space once that space holds every ready document."""
-    project = session.get(Project, project_id, with_for_update=True)
+    project = session.get(Project, project_id, with_for_update=_PROJECT_LOCK)
     if project is None or project.pending_space_id is None:
         return False
     unfinished = session.scalar(
@@ -244,7 +254,7 @@ def _inline_id(session: Session, settings: Settings) -> uuid.UUID | None:
 
 def rollback(session: Session, project_id: uuid.UUID, settings: Settings) -> str:
     """Cancel a running switch, or return to the previous space; says what it did."""
-    project = session.get_one(Project, project_id, with_for_update=True)
+    project = session.get_one(Project, project_id, with_for_update=_PROJECT_LOCK)
     current = project_spaces(session, project_id, settings)
     if current.pending is not None:
         _cancel(session, project, current.pending)
@@ -266,15 +276,45 @@ def rollback(session: Session, project_id: uuid.UUID, settings: Settings) -> str
 
 def finish(session: Session, project_id: uuid.UUID, settings: Settings) -> str | None:
     """Drop the previous space's vectors of the project (its table once unused)."""
-    project = session.get_one(Project, project_id, with_for_update=True)
+    project = session.get_one(Project, project_id, with_for_update=_PROJECT_LOCK)
     current = project_spaces(session, project_id, settings)
     if current.previous is None:
         return None
     _drop_vectors(session, project_id, current.previous)
     project.previous_space_id = None
     session.flush()
-    drop_unused_spaces(session)
+    _drop_unused_tables(session)
     return current.previous.label
+
+
+def _drop_unused_tables(session: Session) -> None:
+    """Drop the tables of spaces no project uses, each try waiting at most `_DROP_LOCK_TIMEOUT`
+    for its locks. A DROP takes ACCESS EXCLUSIVE on its table, then on the tables its foreign
+    keys name (projects, document_chunks); a query that has read `projects` and then reads the
+    dropped space's table waits on the DROP while the DROP waits on it: a deadlock that failed
+    `finish` under query load. Giving up before deadlock_timeout (1 s) ends it first; a table
+    still busy after the tries is left, empty and unused, for the next `finish`."""
+    for attempt in range(1, _DROP_ATTEMPTS + 1):
+        savepoint = session.begin_nested()
+        try:
+            session.execute(text(f"SET LOCAL lock_timeout = '{_DROP_LOCK_TIMEOUT}'"))
+            drop_unused_spaces(session)
+            session.execute(text("SET LOCAL lock_timeout = DEFAULT"))
+        except DBAPIError as error:
+            savepoint.rollback()
+            if _sqlstate(error) != _LOCK_NOT_AVAILABLE:
+                raise
+            time.sleep(0.2 * attempt)
+            continue
+        savepoint.commit()
+        return
+    logger.warning("unused embedding space tables left for the next finish: queries held them")
+
+
+def _sqlstate(error: DBAPIError) -> str | None:
+    """The SQLSTATE of a pg8000 error (its first argument is the server's error fields)."""
+    fields = error.orig.args[0] if error.orig is not None and error.orig.args else None
+    return str(fields.get("C")) if isinstance(fields, dict) else None
 
 
 def _cancel(session: Session, project: Project, pending: EmbeddingSpace | None) -> None:
