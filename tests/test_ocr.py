@@ -150,6 +150,21 @@ def test_two_columns_are_read_one_after_the_other_between_full_width_lines() -> 
     )
 
 
+def test_columns_of_lines_cut_into_several_boxes_are_still_columns() -> None:
+    # A two-column code listing: the engine cuts each line at its wide space after `%%%`, so
+    # most boxes are short; the lines they make fill their column.
+    boxes = []
+    for n in range(8):
+        for x, side in ((10, "left"), (520, "right")):
+            boxes += [box(x, 40 * n, x + 40, 40 * n + 30, "%%%")]
+            if n % 3:
+                boxes += [box(x + 80, 40 * n, x + 440, 40 * n + 30, f"{side} {n}")]
+    lines = [line for line in page_text(boxes).splitlines() if line]
+    assert lines == [
+        f"%%% {side} {n}" if n % 3 else "%%%" for side in ("left", "right") for n in range(8)
+    ]
+
+
 def test_a_table_of_short_cells_is_read_row_by_row() -> None:
     rows = []
     for n in range(6):

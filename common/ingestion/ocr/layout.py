@@ -18,7 +18,7 @@ from dataclasses import dataclass
 LINE_OVERLAP = 0.5
 # A gap between lines wider than this many line heights starts a paragraph.
 PARAGRAPH_GAP = 0.9
-# Two columns need at least this many boxes on each side, filling this share of their side.
+# Two columns need at least this many lines on each side, filling this share of their side.
 COLUMN_MIN_BOXES = 5
 COLUMN_FILL = 0.6
 # At most this share of the boxes may cross the gutter (titles, footers, stray merges).
@@ -116,11 +116,14 @@ def _gutter(boxes: list[Box]) -> float | None:
 
 
 def _full_column(boxes: list[Box], side: float) -> bool:
-    """Enough boxes, most of them nearly as wide as their side of the gutter: lines of text,
-    not the cells of a table."""
-    if len(boxes) < COLUMN_MIN_BOXES:
+    """Enough lines, most of them nearly as wide as their side of the gutter: lines of text,
+    not the cells of a table. Measured by line, not by box: the engine cuts a line at wide
+    spaces (a code listing's `%%%  text` is two boxes), so boxes alone look like cells."""
+    lines = _lines(boxes)
+    if len(lines) < COLUMN_MIN_BOXES:
         return False
-    return statistics.median(b.x1 - b.x0 for b in boxes) >= COLUMN_FILL * side
+    extents = [max(b.x1 for b in line) - min(b.x0 for b in line) for line in lines]
+    return statistics.median(extents) >= COLUMN_FILL * side
 
 
 def _lines(boxes: list[Box]) -> list[list[Box]]:
