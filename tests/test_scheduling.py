@@ -96,11 +96,39 @@ def test_a_team_over_its_share_waits_while_another_team_has_work(teams: list[Ten
         _job(big, "running")
     _job(small, "deferred")
     reason = _admits(big, _settings(capacity=4))
-    assert reason == "its fair share (2 of 4 slots) while others wait"
+    assert reason == "teams running fewer jobs have deferred ones"
     assert _admits(small, _settings(capacity=4)) is None
     # A message merely in flight is work too; a lost one is not (the sweep republishes it).
     _job(teams[2], "lost")
     assert _admits(teams[2], _settings(capacity=4)) is None
+
+
+def test_a_busier_team_yields_free_slots_to_a_team_running_fewer_with_deferred_jobs(
+    teams: list[Tenant],
+) -> None:
+    busy, starved, capped = teams
+    for _ in range(2):
+        _job(busy, "running")
+    _job(starved, "deferred")
+    # Under its share (5 of 10) with slots free, but a team running nothing has a deferred job:
+    # that one is released into the slot, not taken by whoever's delivery arrives first.
+    assert _admits(busy, _settings(capacity=10)) == "teams running fewer jobs have deferred ones"
+    assert _admits(starved, _settings(capacity=10)) is None
+    # A team held back by its own limit is not waited for.
+    with transaction() as session:
+        session.get_one(Team, capped.team_id).max_running_jobs = 1
+    _job(capped, "running")
+    _job(capped, "deferred")
+    assert _admits(capped, _settings(capacity=10)) == "the team's limit of 1 running jobs"
+
+
+def test_a_message_released_to_a_team_running_fewer_keeps_its_slot(teams: list[Tenant]) -> None:
+    busy, released, _ = teams
+    for _ in range(3):
+        _job(busy, "running")
+    _job(released, "in_flight")  # released for the one free slot, not yet delivered
+    assert _admits(busy, _settings(capacity=4)) == "all 4 ingestion slots are busy"
+    assert _admits(released, _settings(capacity=4)) is None
 
 
 def test_a_team_limit_holds_even_with_free_slots(teams: list[Tenant]) -> None:

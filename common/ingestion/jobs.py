@@ -198,6 +198,10 @@ def _claim(message: JobMessage) -> _Claim | JobOutcome:
                 waiting_for,
                 extra={"job_id": str(job.id), "team_id": str(document.team_id)},
             )
+            # A slot this delivery leaves free (it yielded to a team running fewer jobs) goes
+            # to the fairest deferred job now, not when some job next finishes.
+            session.flush()
+            scheduling.release(session, now, settings)
             return JobOutcome.DEFERRED
         job.deferred_at = None
         job.attempts += 1

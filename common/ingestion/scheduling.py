@@ -8,14 +8,18 @@ workers see one another's decisions:
 - at most `AI_INFRA_INGEST_CAPACITY` jobs run at once in all (the chunk_embed instances);
 - a team may hold no more than its fair share of that capacity while another team has jobs
   waiting (a team alone may use all of it), nor its own cap (`teams.max_running_jobs`, else
-  `AI_INFRA_INGEST_TEAM_MAX_RUNNING`).
+  `AI_INFRA_INGEST_TEAM_MAX_RUNNING`);
+- a delivery never takes a slot from a team running fewer jobs: not while that team has
+  deferred jobs (they are released into the slot instead), nor the slots its released messages
+  are on their way to fill.
 
 A delivery over the limit is deferred: the job stays `queued` with `deferred_at` set and the
 message is acknowledged, so a deferral never spends a delivery attempt and never becomes a
 redelivery storm. Deferred jobs are released, fairest first (the team, then the project, with
 the fewest running jobs; oldest first), whenever capacity frees up: by each worker as it
-finishes a job and by every sweep, so a deferred job is never forgotten, even when the worker
-that would release it is killed. A released job is published again and claimed like any other.
+finishes or defers a job and by every sweep, so a deferred job is never forgotten, even when
+the worker that would release it is killed. A released job is published again and claimed like
+any other.
 """
 
 from __future__ import annotations
@@ -51,9 +55,12 @@ _LOAD = text(
            count(*) FILTER (WHERE j.status = 'queued' AND j.deferred_at IS NULL
                             AND j.published_at > :in_flight) AS in_flight,
            count(*) FILTER (WHERE j.status = 'queued' AND (j.deferred_at IS NOT NULL
-                            OR j.published_at > :in_flight)) AS waiting
+                            OR j.published_at > :in_flight)) AS waiting,
+           count(*) FILTER (WHERE j.status = 'queued' AND j.deferred_at IS NOT NULL) AS deferred,
+           min(tm.max_running_jobs) AS cap
     FROM ingestion_jobs j
     JOIN documents d ON d.id = j.document_id AND d.generation = j.generation
+    JOIN teams tm ON tm.id = d.team_id
     WHERE j.status IN ('queued', 'running')
     GROUP BY d.team_id
     """
@@ -110,12 +117,25 @@ class Load:
     """Who is running and waiting now (see `_LOAD`)."""
 
     running: dict[uuid.UUID, int]
-    in_flight: int
+    in_flight: dict[uuid.UUID, int]
     waiting: dict[uuid.UUID, int]
+    deferred: dict[uuid.UUID, int]
+    caps: dict[uuid.UUID, int]  # per team: its running-jobs limit, where it has one
 
     @property
     def busy(self) -> int:
-        return sum(self.running.values()) + self.in_flight
+        return sum(self.running.values()) + sum(self.in_flight.values())
+
+    def behind(self, team_id: uuid.UUID) -> set[uuid.UUID]:
+        """Other teams running fewer jobs than `team_id`, below their own limit: fairness
+        serves them first."""
+        mine = self.running.get(team_id, 0)
+        teams = {*self.running, *self.in_flight, *self.deferred} - {team_id}
+        return {
+            team
+            for team in teams
+            if self.running.get(team, 0) < min(mine, self.caps.get(team, mine))
+        }
 
 
 def _load(session: Session, now: datetime, settings: Settings) -> Load:
@@ -129,8 +149,14 @@ def _load(session: Session, now: datetime, settings: Settings) -> Load:
     ).all()
     return Load(
         running={row.team_id: int(row.running) for row in rows if row.running},
-        in_flight=sum(int(row.in_flight) for row in rows),
+        in_flight={row.team_id: int(row.in_flight) for row in rows if row.in_flight},
         waiting={row.team_id: int(row.waiting) for row in rows if row.waiting},
+        deferred={row.team_id: int(row.deferred) for row in rows if row.deferred},
+        caps={
+            row.team_id: cap
+            for row in rows
+            if (cap := row.cap or settings.ingest_team_max_running) is not None
+        },
     )
 
 
@@ -148,8 +174,15 @@ def admits(session: Session, team_id: uuid.UUID, now: datetime, settings: Settin
     if cap is not None and mine >= cap:
         return f"the team's limit of {cap} running jobs"
     running = sum(load.running.values())
-    if running >= settings.ingest_capacity:
+    # Messages on their way to a team running fewer jobs (released for it, most likely) hold
+    # their slots: a delivery of a busier team arriving first must not take them.
+    behind = load.behind(team_id)
+    reserved = sum(load.in_flight.get(team, 0) for team in behind)
+    if running + reserved >= settings.ingest_capacity:
         return f"all {settings.ingest_capacity} ingestion slots are busy"
+    # A team running fewer jobs with deferred ones goes first: they are released, not this.
+    if any(load.deferred.get(team, 0) for team in behind):
+        return "teams running fewer jobs have deferred ones"
     others = {team for team, waiting in load.waiting.items() if waiting and team != team_id}
     active = {team_id, *others, *(team for team in load.running if team != team_id)}
     share = math.ceil(settings.ingest_capacity / len(active))
