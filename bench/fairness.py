@@ -69,8 +69,8 @@ from bench.fairness_corpus import (
     wait_done,
 )
 from bench.fairness_report import median, print_report, summary
-from bench.fairness_stack import Landing, environment, new_tenants, start_stack
-from bench.faults_stack import PROJECT_ROOT, Stack, Tenant
+from bench.fairness_stack import Landing, environment, new_tenants
+from bench.faults_stack import PROJECT_ROOT, Stack, Tenant, start_stack
 
 UNBOUNDED_CAPACITY = 1000
 QUOTA = 1500  # model requests per minute: above what the stack sends (see the docstring)

@@ -1,9 +1,5 @@
 """Two `ai-infra dev` stacks side by side for bench/fairness.py, and their environment.
 
-bench/faults_stack.py's `start_stack` picks free ports for every part but the upload gateway,
-which keeps its default (9024), so a second stack would not come up; this starts one with that
-port free too and returns the same `Stack`.
-
 Pub/Sub: the Google Cloud SDK's emulator pushes a subscription's messages through two push loops,
 one message at a time each (`FakePubsubServer$SubscriptionData` starts 2 `PushLoop`s; measured:
 never more than 2 pushes outstanding), so under it at most two jobs run at once whatever the
@@ -18,8 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
-import subprocess
 import threading
 import time
 import uuid
@@ -30,53 +24,10 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from bench.faults_stack import AI_INFRA, PROJECT_ROOT, Output, Stack, Tenant
+from bench.faults_stack import Stack, Tenant, without_gcloud
 
 if TYPE_CHECKING:
     from common.platform.storage import BlobInfo
-
-
-def start_stack(work: Path, env: dict[str, str], timeout: float = 300) -> Stack:
-    """`ai-infra dev` on free ports (the upload gateway's too) with its own data and inbox."""
-    from common.localstack.processes import free_port
-
-    names = ("query", "ingest", "chunk", "dead", "gcs", "pubsub", "uploads")
-    ports = {name: free_port() for name in names}
-    data_dir, inbox = work / "data", work / "inbox"
-    command = [
-        AI_INFRA, "dev",
-        "--data-dir", str(data_dir),
-        "--inbox", str(inbox),
-        "--query-port", str(ports["query"]),
-        "--ingest-port", str(ports["ingest"]),
-        "--chunk-port", str(ports["chunk"]),
-        "--dead-letter-port", str(ports["dead"]),
-        "--gcs-port", str(ports["gcs"]),
-        "--pubsub-port", str(ports["pubsub"]),
-        "--uploads-port", str(ports["uploads"]),
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        command,
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
-    stack = Stack(process, Output(process, work / "dev-output.log"), ports, data_dir, inbox, env)
-    deadline = time.monotonic() + timeout
-    while "Press Ctrl-C to stop." not in stack.output.text():
-        if process.poll() is not None or time.monotonic() > deadline:
-            stack.stop()
-            raise RuntimeError(f"ai-infra dev did not come up:\n{stack.output.text()[-3000:]}")
-        time.sleep(0.2)
-    banner = stack.output.text()
-    project = re.search(r"demo project\s+(\S+)", banner)
-    key = re.search(r"demo API key\s+(\S+)", banner)
-    assert project and key, banner
-    stack.demo = Tenant("demo", project.group(1), key.group(1))
-    return stack
 
 
 def new_tenants(stack: Stack, names: list[str], parallel: int = 3) -> list[Tenant]:
@@ -119,25 +70,8 @@ def environment(
     if tree is not None:
         env["PYTHONPATH"] = str(tree)
     if pubsub == "broker":
-        env["PATH"] = _without_gcloud(env.get("PATH", ""), work / "path-without-gcloud")
+        env["PATH"] = without_gcloud(env.get("PATH", ""), work / "path-without-gcloud")
     return env
-
-
-def _without_gcloud(path: str, shadow: Path) -> str:
-    """PATH with every folder holding `gcloud` replaced by links to all its other programs."""
-    folders = []
-    for number, entry in enumerate(path.split(os.pathsep)):
-        if not entry or not (Path(entry) / "gcloud").exists():
-            folders.append(entry)
-            continue
-        copy = shadow / str(number)
-        if not copy.exists():
-            copy.mkdir(parents=True)
-            for item in Path(entry).iterdir():
-                if item.name != "gcloud":
-                    (copy / item.name).symlink_to(item)
-        folders.append(str(copy))
-    return os.pathsep.join(folders)
 
 
 @dataclass

@@ -212,10 +212,12 @@ class Stack:
 
 
 def start_stack(work: Path, env: dict[str, str], timeout: float = 300) -> Stack:
-    """`ai-infra dev` on free ports with its own data folder and inbox under `work`."""
+    """`ai-infra dev` on free ports (the upload gateway's too, so two stacks can run side by
+    side) with its own data folder and inbox under `work`."""
     from common.localstack.processes import free_port
 
-    ports = {name: free_port() for name in ("query", "ingest", "chunk", "dead", "gcs", "pubsub")}
+    names = ("query", "ingest", "chunk", "dead", "gcs", "pubsub", "uploads")
+    ports = {name: free_port() for name in names}
     data_dir, inbox = work / "data", work / "inbox"
     command = [
         AI_INFRA, "dev",
@@ -227,6 +229,7 @@ def start_stack(work: Path, env: dict[str, str], timeout: float = 300) -> Stack:
         "--dead-letter-port", str(ports["dead"]),
         "--gcs-port", str(ports["gcs"]),
         "--pubsub-port", str(ports["pubsub"]),
+        "--uploads-port", str(ports["uploads"]),
     ]  # fmt: skip
     process = subprocess.Popen(
         command,
@@ -250,3 +253,20 @@ def start_stack(work: Path, env: dict[str, str], timeout: float = 300) -> Stack:
     assert project and key, banner
     stack.demo = Tenant("demo", project.group(1), key.group(1))
     return stack
+
+
+def without_gcloud(path: str, shadow: Path) -> str:
+    """PATH without `gcloud` (so `ai-infra dev` uses its push broker): every folder holding it
+    replaced by one of links to its other programs."""
+    folders = []
+    for number, entry in enumerate(path.split(os.pathsep)):
+        if not entry or not (Path(entry) / "gcloud").exists():
+            folders.append(entry)
+            continue
+        copy = shadow / str(number)
+        copy.mkdir(parents=True, exist_ok=True)
+        for item in Path(entry).iterdir():
+            if item.name != "gcloud" and not (copy / item.name).exists():
+                (copy / item.name).symlink_to(item)
+        folders.append(str(copy))
+    return os.pathsep.join(folders)

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.faults_stack import Stack, start_stack
+from bench.faults_stack import Stack, start_stack, without_gcloud
 from bench.model_switch_client import Client, failures, phase_figures, questions
 from bench.model_switch_corpus import Corpus, build, load
 from bench.model_switch_report import (
@@ -103,7 +103,7 @@ def main() -> None:
         env.update(standin.env())
         env["AI_INFRA_EMBEDDING_QUOTA_PER_MINUTE"] = str(args.quota)
         if args.pubsub == "broker":
-            env["PATH"] = _without_gcloud(env.get("PATH", ""), work / "path-without-gcloud")
+            env["PATH"] = without_gcloud(env.get("PATH", ""), work / "path-without-gcloud")
         stack = start_stack(work, env)
         try:
             report = run(stack, standin, corpus, args, phase_seconds)
@@ -114,23 +114,6 @@ def main() -> None:
     report["bench_seconds"] = round(time.monotonic() - began, 1)
     print_report(report)
     print(json.dumps(report))
-
-
-def _without_gcloud(path: str, shadow: Path) -> str:
-    """PATH without `gcloud` (so `ai-infra dev` uses its push broker): every folder holding it
-    replaced by one of links to its other programs."""
-    folders = []
-    for number, entry in enumerate(path.split(os.pathsep)):
-        if not entry or not (Path(entry) / "gcloud").exists():
-            folders.append(entry)
-            continue
-        copy = shadow / str(number)
-        copy.mkdir(parents=True, exist_ok=True)
-        for item in Path(entry).iterdir():
-            if item.name != "gcloud" and not (copy / item.name).exists():
-                (copy / item.name).symlink_to(item)
-        folders.append(str(copy))
-    return os.pathsep.join(folders)
 
 
 def run(
