@@ -56,8 +56,9 @@ locals {
     AI_INFRA_JOB_TIMEOUT_SECONDS         = var.chunk_embed_timeout_seconds
     AI_INFRA_MAX_FILE_BYTES              = var.max_file_bytes
     AI_INFRA_MAX_PDF_PAGES               = var.max_pdf_pages
-    # Fair ingestion: jobs at once over all teams = chunk-embed's instances (one job each), so
-    # admission (chunk-embed) and release (chunk-embed, sweep) agree on the slots there are.
+    # Fair ingestion: jobs at once over all teams = chunk-embed's job instances (one job each),
+    # so admission (chunk-embed) and release (chunk-embed, sweep) agree on the slots there are;
+    # its spare instances only take deliveries to defer.
     AI_INFRA_INGEST_CAPACITY = var.chunk_embed_max_instances
   }
 
@@ -111,7 +112,9 @@ locals {
       timeout       = var.chunk_embed_timeout_seconds
       concurrency   = 1
       min_instances = 0
-      max_instances = var.chunk_embed_max_instances
+      # Spare instances only take deliveries that fair scheduling defers (a few ms each): with
+      # none, a team's backlog holds every instance and other teams' messages wait in Pub/Sub.
+      max_instances = var.chunk_embed_max_instances + var.chunk_embed_spare_instances
       ingress       = "ALLOW_INTERNAL_ONLY"
       env = {
         AI_INFRA_DB_IAM_USER     = local.db_users["chunk_embed"]

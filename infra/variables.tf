@@ -388,6 +388,12 @@ variable "chunk_embed_max_instances" {
   default     = 10
 }
 
+variable "chunk_embed_spare_instances" {
+  description = "Chunk-embed instances above chunk_embed_max_instances (the jobs that run at once): they receive the deliveries fair scheduling defers, so a team's backlog never keeps other teams' messages waiting in Pub/Sub."
+  type        = number
+  default     = 10
+}
+
 variable "chunk_embed_timeout_seconds" {
   description = "Chunk-embed timeout; also the push subscription's ack deadline (Pub/Sub allows at most 600 s)."
   type        = number
