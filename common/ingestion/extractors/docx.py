@@ -28,7 +28,6 @@ recognised by their magic bytes and refused with a message saying what to upload
 
 from __future__ import annotations
 
-import io
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -36,7 +35,14 @@ from typing import TYPE_CHECKING
 from common.ingestion.extractors.base import ExtractOptions, RawDocument
 from common.ingestion.extractors.headings import MAX_HEADING_CHARS
 from common.ingestion.extractors.layout import PageBuilder
-from common.ingestion.extractors.packages import PACKAGE_ERRORS, corrupt, open_package, zip_names
+from common.ingestion.extractors.packages import (
+    PACKAGE_ERRORS,
+    corrupt,
+    misplaced_part,
+    open_office,
+    open_package,
+    zip_names,
+)
 
 if TYPE_CHECKING:
     from docx.document import Document
@@ -98,25 +104,14 @@ def extract(data: bytes, options: ExtractOptions) -> RawDocument:
 def _open(data: bytes) -> Document:
     import docx
     from docx.opc.exceptions import OpcError
-    from lxml.etree import LxmlError
 
-    try:
-        return docx.Document(io.BytesIO(data))
-    except (OpcError, LxmlError, *PACKAGE_ERRORS) as exc:
-        raise corrupt(LABEL, exc) from exc
-    except (AttributeError, TypeError) as exc:
-        # Opening only parses the package: a required attribute missing from a damaged part
-        # reaches python-docx as None (None.lower(), a path joined with None).
-        raise corrupt(LABEL, exc, "a package part lacks a required attribute") from exc
+    return open_office(docx.Document, data, LABEL, (OpcError,))
 
 
 def _misplaced(exc: AttributeError) -> bool:
-    """Whether python-docx met a plain XML element or a generic part where the file should hold
-    a specific one (a renamed root tag, a wrong content type): damage, not a bug of ours."""
     from docx.opc.part import Part
-    from lxml import etree
 
-    return type(exc.obj) in (etree._Element, Part)
+    return misplaced_part(exc, Part)
 
 
 class _Reader:

@@ -14,6 +14,8 @@ import logging
 import struct
 import zipfile
 import zlib
+from collections.abc import Callable
+from typing import IO
 
 from common.platform.errors import PermanentIngestionError
 
@@ -97,6 +99,34 @@ def open_package(
             f"the {label} unpacks to {inflated} bytes; the limit is {max_unpacked_bytes} bytes"
         )
     return package
+
+
+def open_office[T](
+    opener: Callable[[IO[bytes]], T],
+    data: bytes,
+    label: str,
+    library_errors: tuple[type[BaseException], ...],
+) -> T:
+    """`opener` (python-docx's Document, python-pptx's Presentation) over the bytes, every way
+    a damaged package fails it turned into a readable permanent error."""
+    from lxml.etree import LxmlError
+
+    try:
+        return opener(io.BytesIO(data))
+    except (LxmlError, *library_errors, *PACKAGE_ERRORS) as exc:
+        raise corrupt(label, exc) from exc
+    except (AttributeError, TypeError) as exc:
+        # Opening only parses the package: a required attribute missing from a damaged part
+        # reaches the library as None (None.lower(), a path joined with None).
+        raise corrupt(label, exc, "a package part lacks a required attribute") from exc
+
+
+def misplaced_part(exc: AttributeError, generic_part: type) -> bool:
+    """Whether the library met a plain XML element or a generic part where the file should hold
+    a specific one (a renamed root tag, a wrong content type): damage, not a bug of ours."""
+    from lxml import etree
+
+    return type(exc.obj) in (etree._Element, generic_part)
 
 
 def encrypted(label: str) -> PermanentIngestionError:

@@ -19,14 +19,19 @@ on every slide. Pictures have no text (no OCR of images inside slides).
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from common.ingestion.extractors.base import ExtractOptions, PageUnit, RawDocument, RawPage
 from common.ingestion.extractors.headings import MAX_HEADING_CHARS
 from common.ingestion.extractors.layout import PageBuilder
-from common.ingestion.extractors.packages import PACKAGE_ERRORS, corrupt, open_package
+from common.ingestion.extractors.packages import (
+    PACKAGE_ERRORS,
+    corrupt,
+    misplaced_part,
+    open_office,
+    open_package,
+)
 from common.platform.errors import PermanentIngestionError
 
 if TYPE_CHECKING:
@@ -90,26 +95,15 @@ def extract(data: bytes, options: ExtractOptions) -> RawDocument:
 
 def _open(data: bytes) -> PptxPresentation:
     import pptx
-    from lxml.etree import LxmlError
     from pptx.exc import PythonPptxError
 
-    try:
-        return pptx.Presentation(io.BytesIO(data))
-    except (PythonPptxError, LxmlError, *PACKAGE_ERRORS) as exc:
-        raise corrupt(LABEL, exc) from exc
-    except (AttributeError, TypeError) as exc:
-        # Opening only parses the package: a required attribute missing from a damaged part
-        # reaches python-pptx as None (None.lower(), a path joined with None).
-        raise corrupt(LABEL, exc, "a package part lacks a required attribute") from exc
+    return open_office(pptx.Presentation, data, LABEL, (PythonPptxError,))
 
 
 def _misplaced(exc: AttributeError) -> bool:
-    """Whether python-pptx met a plain XML element or a generic part where the file should hold
-    a specific one (a renamed root tag, a wrong content type): damage, not a bug of ours."""
-    from lxml import etree
     from pptx.opc.package import Part
 
-    return type(exc.obj) in (etree._Element, Part)
+    return misplaced_part(exc, Part)
 
 
 class _Deck:
