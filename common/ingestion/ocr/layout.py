@@ -20,7 +20,7 @@ LINE_OVERLAP = 0.5
 PARAGRAPH_GAP = 0.9
 # Two columns need at least this many lines on each side, filling this share of their side.
 COLUMN_MIN_BOXES = 5
-COLUMN_FILL = 0.6
+COLUMN_FILL = 0.5
 # At most this share of the boxes may cross the gutter (titles, footers, stray merges).
 COLUMN_MAX_SPANNING = 0.15
 _GUTTER_BINS = 200
