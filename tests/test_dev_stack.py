@@ -259,12 +259,18 @@ def _chunks(stack: DevStack, document_id: str) -> list[tuple[int, str, int | Non
     return [(int(r[0]), str(r[1]), r[2]) for r in rows]
 
 
+# Kill tests: a lost job is taken over once its lease runs out and a sweep republishes it; the
+# shortest lease the settings allow and frequent sweeps keep those tests short.
+FAST_RECOVERY = {"AI_INFRA_JOB_LEASE_SECONDS": "15", "AI_INFRA_SWEEP_INTERVAL_SECONDS": "3"}
+
+
 def test_a_worker_killed_mid_job_is_restarted_and_its_document_becomes_ready_unaided(
     project_root: Path, tmp_path: Path
 ) -> None:
     """kill -9 of chunk_embed while it embeds: the stack restarts it, the job is taken over once
     its lease runs out, and the document ends ready with exactly a clean run's chunks."""
-    stack = start_dev_stack(project_root, tmp_path)
+    # Short leases and sweeps only to keep the test short; the mechanism is the same.
+    stack = start_dev_stack(project_root, tmp_path, FAST_RECOVERY)
     try:
         pdf = make_pdf([page_text(n, 400) for n in range(1, 41)])
         staging = tmp_path / "staging"
@@ -320,39 +326,6 @@ def test_a_worker_killed_mid_job_is_restarted_and_its_document_becomes_ready_una
         stop_dev_stack(stack)
 
 
-def test_jobs_deferred_while_a_worker_is_killed_all_finish_without_spending_attempts(
-    project_root: Path, tmp_path: Path
-) -> None:
-    """One ingestion slot: one job runs, the rest wait deferred. kill -9 of chunk_embed mid-job:
-    the restarted stack takes the job over and the deferred ones are released one by one."""
-    # Short leases and sweeps only to keep the test short; the mechanism is the same.
-    fast = {"AI_INFRA_JOB_LEASE_SECONDS": "15", "AI_INFRA_SWEEP_INTERVAL_SECONDS": "3"}
-    stack = start_dev_stack(project_root, tmp_path, {"AI_INFRA_INGEST_CAPACITY": "1", **fast})
-    try:
-        staging = tmp_path / "staging"
-        staging.mkdir()
-        names = [f"queue-{n}.pdf" for n in range(4)]
-        for number, name in enumerate(names):
-            (staging / name).write_bytes(
-                make_pdf([page_text(p, 300) for p in range(1, 9 + number)])
-            )
-        for name in names:
-            shutil.copy(staging / name, stack.inbox / "demo" / name)
-        running = wait_for_any_status(stack, names, "processing", 120)
-        deadline = time.monotonic() + 60
-        while _deferred(stack) == 0:
-            assert time.monotonic() < deadline, "no job was deferred"
-            time.sleep(0.2)
-        os.killpg(function_process(stack, "chunk_embed").pid, signal.SIGKILL)
-        for name in names:
-            document = wait_for_status(stack, name, {"ready", "failed"}, 240)
-            assert document["status"] == "ready", stack.output.text()
-            assert document["last_job"]["attempts"] == (2 if name == running else 1), name
-        assert _deferred(stack) == 0
-    finally:
-        stop_dev_stack(stack)
-
-
 def wait_for_any_status(stack: DevStack, titles: list[str], wanted: str, timeout: float) -> str:
     """The title of the first of `titles` seen in status `wanted`."""
     deadline = time.monotonic() + timeout
@@ -382,12 +355,17 @@ def _deferred(stack: DevStack) -> int:
         engine.dispose()
 
 
-def test_a_model_switch_survives_a_killed_worker_and_completes_unaided(
+def test_deferred_jobs_and_a_model_switch_survive_killed_workers_unaided(
     project_root: Path, tmp_path: Path
 ) -> None:
-    """`ai-infra embeddings switch` on `ai-infra dev` (Vertex AI: the stand-in, slow on
-    purpose): kill -9 of chunk_embed while the re-embedding jobs run; the restarted stack
-    takes the jobs over and the project switches once every document has its new vectors."""
+    """One stack, two kill -9s of chunk_embed, each healed by the restarted stack alone.
+
+    1. One ingestion slot: one job runs, the rest wait deferred; the worker is killed mid-job:
+       the job is taken over and the deferred ones are released one by one, none spending an
+       attempt.
+    2. `ai-infra embeddings switch` (Vertex AI: the stand-in, slow on purpose); the worker is
+       killed while the re-embedding jobs run: they are taken over and the project switches
+       once every document has its new vectors."""
     from common.localstack.vertex_standin import STANDIN_TOKEN, start_model_standin
 
     with start_model_standin() as standin:
@@ -395,55 +373,74 @@ def test_a_model_switch_survives_a_killed_worker_and_completes_unaided(
         vertex = {
             "AI_INFRA_VERTEX_BASE_URL": standin.base_url,
             "AI_INFRA_VERTEX_ACCESS_TOKEN": STANDIN_TOKEN,
-            "AI_INFRA_JOB_LEASE_SECONDS": "15",
-            "AI_INFRA_SWEEP_INTERVAL_SECONDS": "3",
+            **FAST_RECOVERY,
         }
-        stack = start_dev_stack(project_root, tmp_path, vertex)
+        stack = start_dev_stack(project_root, tmp_path, {"AI_INFRA_INGEST_CAPACITY": "1", **vertex})
         try:
-            staging = tmp_path / "staging"
-            staging.mkdir()
-            names = [f"manual-{n}.pdf" for n in range(4)]
-            for number, name in enumerate(names):
-                pages = [page_text(p, 200) for p in range(1, 5 + number)]
-                (staging / name).write_bytes(make_pdf(pages))
-                shutil.copy(staging / name, stack.inbox / "demo" / name)
-            for name in names:
-                assert wait_for_status(stack, name, {"ready", "failed"}, 180)["status"] == "ready"
-            env = {k: v for k, v in os.environ.items() if not k.startswith("AI_INFRA_")}
-            env.update({"AI_INFRA_LOCAL_DATA_DIR": str(stack.data_dir), **vertex})
-            switch = subprocess.run(
-                [*CLI, "--json", "embeddings", "switch", "-m", "gemini-embedding-001",
-                 "-d", "768", "-p", stack.project_id, "--yes"],
-                cwd=project_root, env=env, capture_output=True, text=True, timeout=120, check=False,
-            )  # fmt: skip
-            assert switch.returncode == 0, switch.stdout + switch.stderr
-            assert json.loads(switch.stdout)["projects"][0]["jobs_queued"] == len(names)
-            deadline = time.monotonic() + 60
-            while not standin.requests:
-                assert time.monotonic() < deadline, "no re-embedding request reached Vertex"
-                time.sleep(0.1)
-            os.killpg(function_process(stack, "chunk_embed").pid, signal.SIGKILL)
-            deadline = time.monotonic() + 240
-            while True:
-                status = subprocess.run(
-                    [*CLI, "--json", "embeddings", "status", "-p", stack.project_id],
-                    cwd=project_root, env=env, capture_output=True, text=True, timeout=60,
-                    check=False,
-                )  # fmt: skip
-                assert status.returncode == 0, status.stdout + status.stderr
-                [row] = json.loads(status.stdout)
-                if row["active"].startswith("gemini-embedding-001 (768)"):
-                    break
-                assert time.monotonic() < deadline, (row, stack.output.text())
-                time.sleep(1)
-            assert row["pending"] is None and row["previous"].startswith("all-MiniLM-L6-v2")
-            assert "chunk_embed restarted" in stack.output.text()
-            answer = httpx.post(
-                f"{stack.base}/v1/projects/{stack.project_id}/query",
-                headers=stack.headers,
-                json={"question": "What does page 3 say about topic3x1?", "mode": "retrieve"},
-                timeout=120,
-            )
-            assert answer.status_code == 200 and answer.json()["citations"], answer.text
+            names = _deferred_jobs_survive_a_kill(stack, tmp_path)
+            _model_switch_survives_a_kill(stack, project_root, standin, vertex, len(names))
         finally:
             stop_dev_stack(stack)
+
+
+def _deferred_jobs_survive_a_kill(stack: DevStack, tmp_path: Path) -> list[str]:
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    names = [f"queue-{n}.pdf" for n in range(4)]
+    for number, name in enumerate(names):
+        (staging / name).write_bytes(make_pdf([page_text(p, 300) for p in range(1, 9 + number)]))
+    for name in names:
+        shutil.copy(staging / name, stack.inbox / "demo" / name)
+    running = wait_for_any_status(stack, names, "processing", 120)
+    deadline = time.monotonic() + 60
+    while _deferred(stack) == 0:
+        assert time.monotonic() < deadline, "no job was deferred"
+        time.sleep(0.2)
+    os.killpg(function_process(stack, "chunk_embed").pid, signal.SIGKILL)
+    for name in names:
+        document = wait_for_status(stack, name, {"ready", "failed"}, 240)
+        assert document["status"] == "ready", stack.output.text()
+        assert document["last_job"]["attempts"] == (2 if name == running else 1), name
+    assert _deferred(stack) == 0
+    return names
+
+
+def _model_switch_survives_a_kill(
+    stack: DevStack, project_root: Path, standin: Any, vertex: dict[str, str], documents: int
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AI_INFRA_")}
+    env.update({"AI_INFRA_LOCAL_DATA_DIR": str(stack.data_dir), **vertex})
+    restarts = stack.output.text().count("chunk_embed restarted")
+    switch = subprocess.run(
+        [*CLI, "--json", "embeddings", "switch", "-m", "gemini-embedding-001",
+         "-d", "768", "-p", stack.project_id, "--yes"],
+        cwd=project_root, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert switch.returncode == 0, switch.stdout + switch.stderr
+    assert json.loads(switch.stdout)["projects"][0]["jobs_queued"] == documents
+    deadline = time.monotonic() + 60
+    while not standin.requests:
+        assert time.monotonic() < deadline, "no re-embedding request reached Vertex"
+        time.sleep(0.1)
+    os.killpg(function_process(stack, "chunk_embed").pid, signal.SIGKILL)
+    deadline = time.monotonic() + 240
+    while True:
+        status = subprocess.run(
+            [*CLI, "--json", "embeddings", "status", "-p", stack.project_id],
+            cwd=project_root, env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert status.returncode == 0, status.stdout + status.stderr
+        [row] = json.loads(status.stdout)
+        if row["active"].startswith("gemini-embedding-001 (768)"):
+            break
+        assert time.monotonic() < deadline, (row, stack.output.text())
+        time.sleep(1)
+    assert row["pending"] is None and row["previous"].startswith("all-MiniLM-L6-v2")
+    assert stack.output.text().count("chunk_embed restarted") > restarts
+    answer = httpx.post(
+        f"{stack.base}/v1/projects/{stack.project_id}/query",
+        headers=stack.headers,
+        json={"question": "What does page 3 say about topic3x1?", "mode": "retrieve"},
+        timeout=120,
+    )
+    assert answer.status_code == 200 and answer.json()["citations"], answer.text
