@@ -386,7 +386,7 @@ def test_deferred_jobs_and_a_model_switch_survive_killed_workers_unaided(
 def _deferred_jobs_survive_a_kill(stack: DevStack, tmp_path: Path) -> list[str]:
     staging = tmp_path / "staging"
     staging.mkdir()
-    names = [f"queue-{n}.pdf" for n in range(4)]
+    names = [f"queue-{n}.pdf" for n in range(3)]
     for number, name in enumerate(names):
         (staging / name).write_bytes(make_pdf([page_text(p, 300) for p in range(1, 9 + number)]))
     for name in names:
