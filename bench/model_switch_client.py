@@ -20,6 +20,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from bench.query import server_timing
+
 QUESTION_WORDS = 10
 TOP_K = 5
 _WORD = re.compile(r"[A-Za-z_]{3,}")
@@ -121,15 +123,6 @@ def _ask(http: httpx.Client, url: str, question: Question) -> Asked:
     found = any(c.get("title") == question.title for c in citations)
     timing = server_timing(response.headers.get("server-timing", ""))
     return Asked(sent, ms, 200, None, found, len(citations), timing)
-
-
-def server_timing(header: str) -> dict[str, float]:
-    phases = {}
-    for part in header.split(","):
-        name, _, duration = part.strip().partition(";dur=")
-        if duration:
-            phases[name] = float(duration)
-    return phases
 
 
 def percentile(values: list[float], q: float) -> float | None:

@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from bench.query import server_timing
+
 QUESTIONS = [
     "How often is the hinge pin of the rover replaced?",
     "Where can visitors park at the Lisbon office?",
@@ -34,15 +36,6 @@ QUESTIONS = [
     "How many operating hours before the main bearing is serviced?",
     "What do guests show at reception?",
 ]
-
-
-def _phases(header: str) -> dict[str, float]:
-    phases = {}
-    for part in header.split(","):
-        name, _, duration = part.strip().partition(";dur=")
-        if duration:
-            phases[name] = float(duration)
-    return phases
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:
@@ -68,7 +61,7 @@ def measure(
             )
             elapsed = (time.perf_counter() - start) * 1000
             response.raise_for_status()
-            phases = _phases(response.headers.get("server-timing", ""))
+            phases = server_timing(response.headers.get("server-timing", ""))
             samples[name]["total"].append(elapsed)
             samples[name]["sql"].append(phases.get("sql", 0.0))
             samples[name]["rerank"].append(phases.get("rerank", 0.0))
