@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bench.query import server_timing
 from common.inference.rerankers.vertex_rank import (
     MAX_RECORDS_PER_REQUEST,
     VertexRanker,
@@ -84,11 +85,12 @@ def scrambled(query: str, title: str, content: str) -> float:
 
 
 def retrieve(served: Served, corpus: Corpus, **body: object) -> tuple[dict[str, Any], float]:
-    start = time.perf_counter()
+    """The body and the seconds the server spent reranking (its Server-Timing `rerank` phase):
+    the phase under test, not the embedding and SQL around it that a loaded machine stretches."""
     response = served.ask(corpus.tenant.project_id, corpus.tenant.api_key, mode="retrieve", **body)
-    elapsed = time.perf_counter() - start
     assert response.status_code == 200, response.text
-    return response.json(), elapsed
+    reranking = server_timing(response.headers["server-timing"]).get("rerank", 0.0) / 1000
+    return response.json(), reranking
 
 
 def sent_records(served: Served) -> list[dict[str, Any]]:
@@ -173,8 +175,8 @@ def test_a_slow_ranker_falls_back_to_the_fused_order_within_the_timeout(
     retrieve(served, corpus, top_k=4)  # warm: the first query of a process pays for imports
     served.standin.reset()
     served.standin.latency = 5.0
-    body, elapsed = retrieve(served, corpus, top_k=4)
-    assert elapsed < TIMEOUT_SECONDS + 1.0, elapsed  # the budget, plus embedding and SQL
+    body, reranking = retrieve(served, corpus, top_k=4)
+    assert reranking < TIMEOUT_SECONDS + 1.0, reranking  # cut at the budget, not the ranker's 5 s
     assert_fused_order(body, sent_records(served), 4)
     served.standin.latency = 0.0
     lines = log_lines(served, "rerank fell back")
@@ -187,8 +189,8 @@ def test_a_failing_ranker_falls_back_to_the_fused_order(
     served: Served, corpus: Corpus, status: int
 ) -> None:
     served.standin.fail_next(1, status, retry_after=0 if status == 429 else None)
-    body, elapsed = retrieve(served, corpus, top_k=5)
-    assert elapsed < TIMEOUT_SECONDS + 1.0
+    body, reranking = retrieve(served, corpus, top_k=5)
+    assert reranking < TIMEOUT_SECONDS + 1.0, reranking
     assert_fused_order(body, sent_records(served), 5)
     assert len(served.standin.requests_to("rank")) == 1  # no retry within the budget
     reason = "rate_limited" if status == 429 else "unavailable"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import email.utils
 import logging
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -112,10 +113,9 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
 
 def classify(error: BaseException) -> Failure | None:
     """Map an SDK or HTTP error to a Failure; None for anything that is not a model-call failure."""
-    try:
-        from google.genai import errors as genai_errors
-    except ImportError:  # pragma: no cover - google-genai is a dependency
-        genai_errors = None  # type: ignore[assignment]
+    # google.genai is imported only for its own errors: its import takes a second or more, which
+    # a query classifying a reranker's httpx error must not pay within its deadline.
+    genai_errors = sys.modules.get("google.genai.errors")
     if genai_errors is not None and isinstance(error, genai_errors.APIError):
         headers = getattr(getattr(error, "response", None), "headers", None)
         detail = str(error.message or error.status or "")
