@@ -86,6 +86,32 @@ def test_a_capped_team_runs_at_most_its_limit_and_every_deferred_job_finishes_on
     _cap(tenant, None)
 
 
+def test_a_worker_whose_job_finishes_runs_the_deferred_job_itself_without_a_new_message(
+    ingestion_stack: IngestionStack, tenant: Tenant
+) -> None:
+    """The handoff: the freed slot's worker claims the fairest deferred job in place (no Pub/Sub
+    round trip), admitted as a delivery would be, so the cap still holds."""
+    _cap(tenant, 1)
+    blobs = [
+        upload(ingestion_stack, tenant, f"queue/{n}.txt", _text(n), "text/plain") for n in range(3)
+    ]
+    messages = [_message(tenant, blob) for blob in blobs]
+    with ThreadPoolExecutor(len(messages)) as pool:
+        answers = list(pool.map(lambda message: _push(ingestion_stack, message), messages))
+    assert all(answer.status_code == 200 for answer in answers)
+    documents = [
+        wait_for_document(ingestion_stack, tenant, blob, {DocumentStatus.READY}) for blob in blobs
+    ]
+    jobs = [job for document in documents for job in jobs_of(document.id)]
+    deferred = [job for job in jobs if job.deferrals]
+    assert len(deferred) == 2, "one ran, two waited for the team's one slot"
+    assert [job.attempts for job in jobs] == [1] * 3
+    assert _most_at_once(jobs) == 1
+    # Released jobs are published again; these were taken over by the finishing worker.
+    assert all(job.published_at is None for job in deferred)
+    _cap(tenant, None)
+
+
 def _message(tenant: Tenant, blob: BlobInfo) -> JobMessage:
     document_id, job_id = record_upload(tenant, blob)
     return JobMessage(job_id, document_id, blob.bucket, blob.name, blob.generation, None)

@@ -49,6 +49,7 @@ from common.ingestion.sections import (
     embedding_input,
     with_context,
 )
+from common.ingestion.trigger import publish_job, split_gcs_uri
 from common.platform.config import Settings, get_settings
 from common.platform.db import transaction
 from common.platform.errors import PermanentIngestionError, TransientError
@@ -84,14 +85,87 @@ class _Claim:
 
 
 def run_job(message: JobMessage) -> JobOutcome:
-    """Process one job message; returns normally to acknowledge, raises TransientError to retry."""
+    """Process one job message; returns normally to acknowledge, raises TransientError to retry.
+
+    The slot a finished job frees goes to the fairest deferred job: this worker takes it over
+    itself (`_hand_off`) while its request is younger than `AI_INFRA_INGEST_HANDOFF_SECONDS`,
+    else, or when that job is not its to take, it is released (published again)."""
+    started = time.monotonic()
     claim = _claim(message)
     if isinstance(claim, JobOutcome):
         return claim
     try:
-        return _run_claimed(message, claim)
-    finally:
+        outcome = _run_claimed(message, claim)
+    except BaseException:
         _release_slot()
+        raise
+    _run_handed_off(started)
+    return outcome
+
+
+def _run_handed_off(started: float) -> None:
+    """Run deferred jobs handed to this worker as its slot frees, until none is its to take or
+    the request is old enough that the next job might outlive the function's timeout; then the
+    slot (or what is left of it) is released to a published message as before."""
+    settings = get_settings()
+    while time.monotonic() - started < settings.ingest_handoff_seconds:
+        taken = _hand_off(settings)
+        if taken is None:
+            break
+        message, claim = taken
+        try:
+            _run_claimed(message, claim)
+        except TransientError:
+            # No Pub/Sub delivery stands behind a handed-off job: it is published again (its
+            # failed attempt counted), and this worker stops taking jobs over.
+            _republish(message)
+            break
+    _release_slot()
+
+
+def _hand_off(settings: Settings) -> tuple[JobMessage, _Claim] | None:
+    """Claim the fairest deferred job for this worker's free slot, admitted as a delivery of it
+    would be; None when there is none, the slot is spoken for, or a worker holds its rows."""
+    now = datetime.now(UTC)
+    with transaction() as session:
+        scheduling.lock(session)
+        if not scheduling.has_free_slot(session, now, settings):
+            return None
+        for job_id in scheduling.releasable(session, now, settings, limit=1):
+            # The advisory lock is held, so rows are only tried (SKIP LOCKED), never waited
+            # for: a worker claiming one holds its row locks and waits for the advisory lock.
+            job = session.get(IngestionJob, job_id, with_for_update={"skip_locked": True})
+            if job is None:
+                continue
+            document = session.get(Document, job.document_id, with_for_update={"skip_locked": True})
+            if (
+                document is None
+                or not document.gcs_uri
+                or job.deferred_at is None
+                or job.status is not JobStatus.QUEUED
+                or document.generation != job.generation
+            ):
+                continue
+            if scheduling.admits(session, document.team_id, now, settings) is not None:
+                return None
+            bucket, name = split_gcs_uri(document.gcs_uri)
+            message = JobMessage(job.id, document.id, bucket, name, job.generation, None)
+            logger.info(
+                "deferred job handed to a worker whose slot freed",
+                extra={"job_id": str(job.id), "team_id": str(document.team_id)},
+            )
+            return message, _start(session, job, document, now, settings)
+    return None
+
+
+def _republish(message: JobMessage) -> None:
+    try:
+        with transaction() as session:
+            job = session.get(IngestionJob, message.job_id, with_for_update=True)
+            if job is not None and job.status is JobStatus.QUEUED:
+                publish_job(session, job, message.bucket, message.name)
+    except Exception:  # the sweep publishes a queued job whose last message is stale
+        logger.exception("could not publish a handed-off job again; the sweep will")
 
 
 def _run_claimed(message: JobMessage, claim: _Claim) -> JobOutcome:
@@ -203,24 +277,32 @@ def _claim(message: JobMessage) -> _Claim | JobOutcome:
             session.flush()
             scheduling.release(session, now, settings)
             return JobOutcome.DEFERRED
-        job.deferred_at = None
-        job.attempts += 1
-        job.status = JobStatus.RUNNING
-        job.started_at = now
-        job.lease_expires_at = lease_deadline(settings.job_lease_seconds, now)
-        if document.status is not DocumentStatus.READY and job.space_id is None:
-            document.status = DocumentStatus.PROCESSING
-        return _Claim(
-            job_id=job.id,
-            attempt=job.attempts,
-            document_id=document.id,
-            project_id=document.project_id,
-            mime_type=document.mime_type,
-            size_bytes=document.size_bytes,
-            content_hash=document.content_hash,
-            spaces=project_spaces(session, document.project_id, settings),
-            space_id=job.space_id,
-        )
+        return _start(session, job, document, now, settings)
+
+
+def _start(
+    session: Session, job: IngestionJob, document: Document, now: datetime, settings: Settings
+) -> _Claim:
+    """Make an admitted job this worker's (rows locked by the caller): one attempt more, a
+    fresh lease."""
+    job.deferred_at = None
+    job.attempts += 1
+    job.status = JobStatus.RUNNING
+    job.started_at = now
+    job.lease_expires_at = lease_deadline(settings.job_lease_seconds, now)
+    if document.status is not DocumentStatus.READY and job.space_id is None:
+        document.status = DocumentStatus.PROCESSING
+    return _Claim(
+        job_id=job.id,
+        attempt=job.attempts,
+        document_id=document.id,
+        project_id=document.project_id,
+        mime_type=document.mime_type,
+        size_bytes=document.size_bytes,
+        content_hash=document.content_hash,
+        spaces=project_spaces(session, document.project_id, settings),
+        space_id=job.space_id,
+    )
 
 
 def _release_slot() -> None:

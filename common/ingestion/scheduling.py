@@ -18,8 +18,9 @@ message is acknowledged, so a deferral never spends a delivery attempt and never
 redelivery storm. Deferred jobs are released, fairest first (the team, then the project, with
 the fewest running jobs; oldest first), whenever capacity frees up: by each worker as it
 finishes or defers a job and by every sweep, so a deferred job is never forgotten, even when
-the worker that would release it is killed. A released job is published again and claimed like
-any other.
+the worker that would release it is killed. A worker whose job finished takes the fairest
+deferred job over itself, admitted the same way (no Pub/Sub round trip while its slot idles;
+`common.ingestion.jobs`); any other released job is published again and claimed like any other.
 """
 
 from __future__ import annotations
@@ -189,6 +190,12 @@ def admits(session: Session, team_id: uuid.UUID, now: datetime, settings: Settin
     if others and mine >= share:
         return f"its fair share ({share} of {settings.ingest_capacity} slots) while others wait"
     return None
+
+
+def has_free_slot(session: Session, now: datetime, settings: Settings) -> bool:
+    """Whether a slot is free now, counting messages in flight as busy (the caller holds
+    `lock`)."""
+    return _load(session, now, settings).busy < settings.ingest_capacity
 
 
 def releasable(session: Session, now: datetime, settings: Settings, limit: int) -> list[uuid.UUID]:

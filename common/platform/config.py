@@ -175,6 +175,10 @@ class Settings(BaseSettings):
     # cloud sets chunk_embed's instances), and each team's default cap (None: its fair share).
     ingest_capacity: Annotated[int, Field(ge=1, le=1000)] = 4
     ingest_team_max_running: Annotated[int, Field(ge=1, le=1000)] | None = None
+    # A worker whose job finished runs the fairest deferred job itself while its request is
+    # younger than this (0: never; always publish it): short against the function timeout, so
+    # a job taken over late still has nearly all of it (OCR keeps a quarter of it spare).
+    ingest_handoff_seconds: Annotated[float, Field(ge=0, le=300)] = 60.0
     job_timeout_seconds: PositiveInt = 540
     # A live worker renews its lease every third of this; a dead one's job is taken over once
     # the lease runs out (redelivery or sweep), long before the function timeout.
