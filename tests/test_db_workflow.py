@@ -126,9 +126,13 @@ def test_readme_database_commands_use_a_running_dev_stack(
     data_dir = tmp_path / "data"
     write_state(data_dir, {"AI_INFRA_MODE": "local", "AI_INFRA_DATABASE_URL": scratch_url})
 
-    url = run_readme_workflow(
-        project_root, child_environment(AI_INFRA_LOCAL_DATA_DIR=str(data_dir))
-    )
+    env = child_environment(AI_INFRA_LOCAL_DATA_DIR=str(data_dir))
+    # Where the URL comes from is what differs from the fresh folder: each kind of command once
+    # (alembic, `db shell`, `db url`; the full sequence runs in the test above).
+    sh(ALEMBIC, "upgrade", "head", env=env, cwd=project_root)
+    shell = sh(AI_INFRA, "db", "shell", "--", "-tAc", "select count(*) from teams", env=env)
+    assert shell.strip() == "0"
+    url = sh(AI_INFRA, "db", "url", env=env).strip()
 
     assert url == libpq_url(scratch_url)
     assert {"alembic_version", "teams", "document_chunks"} <= table_names(scratch_url)

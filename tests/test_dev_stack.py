@@ -179,63 +179,59 @@ def wait_for_status(
     raise AssertionError(f"{title} is {document}, not {wanted}:\n{stack.output.text()}")
 
 
-def test_dev_stack_ingests_an_inbox_pdf_and_answers_citing_its_page(
-    project_root: Path, tmp_path: Path
-) -> None:
-    stack = start_dev_stack(project_root, tmp_path)
-    try:
-        assert "curl" in stack.output.text() and stack.api_key in stack.output.text()
-        pages = [page_text(1, 80), page_text(2, 80), f"{page_text(3, 40)} {FACT}", page_text(4, 80)]
-        drop = tmp_path / "staging" / "zephyr manual.pdf"
-        drop.parent.mkdir()
-        drop.write_bytes(make_pdf(pages))
-        # Its attributes come as a Bedrock-style sidecar dropped next to it (in either order).
-        sidecar = stack.inbox / "demo" / f"{drop.name}.metadata.json"
-        sidecar.write_text(json.dumps({"metadataAttributes": {"product": "zephyr", "year": 2025}}))
-        shutil.copy(drop, stack.inbox / "demo" / drop.name)
+def _ingests_an_inbox_pdf_and_answers_citing_its_page(stack: DevStack, tmp_path: Path) -> None:
+    """A PDF dropped into the inbox with a Bedrock-style sidecar: ready, filtered by its
+    attributes, and cited by its page."""
+    assert "curl" in stack.output.text() and stack.api_key in stack.output.text()
+    pages = [page_text(1, 80), page_text(2, 80), f"{page_text(3, 40)} {FACT}", page_text(4, 80)]
+    drop = tmp_path / "staging" / "zephyr manual.pdf"
+    drop.parent.mkdir(exist_ok=True)
+    drop.write_bytes(make_pdf(pages))
+    # Its attributes come as a Bedrock-style sidecar dropped next to it (in either order).
+    sidecar = stack.inbox / "demo" / f"{drop.name}.metadata.json"
+    sidecar.write_text(json.dumps({"metadataAttributes": {"product": "zephyr", "year": 2025}}))
+    shutil.copy(drop, stack.inbox / "demo" / drop.name)
 
-        document = wait_for_status(stack, drop.name, {"ready", "failed"}, 240)
-        assert document["status"] == "ready", stack.output.text()
-        assert {k: document["attributes"].get(k) for k in ("product", "year")} == {
-            "product": "zephyr",
-            "year": 2025,
-        }
-        patched = httpx.patch(
-            f"{stack.base}/v1/documents/{document['id']}",
-            headers=stack.headers,
-            json={"metadata": {"year": 2026}},
-            timeout=60,
-        )
-        assert patched.status_code == 200 and patched.json()["attributes"]["year"] == 2026
-        for wanted, hits in ((2026, True), (2025, False)):
-            filtered = httpx.post(
-                f"{stack.base}/v1/projects/{stack.project_id}/query",
-                headers=stack.headers,
-                json={
-                    "question": "How long does the Zephyr turbine warranty last?",
-                    "mode": "retrieve",
-                    "filter": {"equals": {"key": "year", "value": wanted}},
-                },
-                timeout=120,
-            )
-            assert filtered.status_code == 200, filtered.text
-            assert bool(filtered.json()["citations"]) is hits
-
-        answer = httpx.post(
+    document = wait_for_status(stack, drop.name, {"ready", "failed"}, 240)
+    assert document["status"] == "ready", stack.output.text()
+    assert {k: document["attributes"].get(k) for k in ("product", "year")} == {
+        "product": "zephyr",
+        "year": 2025,
+    }
+    patched = httpx.patch(
+        f"{stack.base}/v1/documents/{document['id']}",
+        headers=stack.headers,
+        json={"metadata": {"year": 2026}},
+        timeout=60,
+    )
+    assert patched.status_code == 200 and patched.json()["attributes"]["year"] == 2026
+    for wanted, hits in ((2026, True), (2025, False)):
+        filtered = httpx.post(
             f"{stack.base}/v1/projects/{stack.project_id}/query",
             headers=stack.headers,
-            json={"question": "How long does the Zephyr turbine warranty last?"},
+            json={
+                "question": "How long does the Zephyr turbine warranty last?",
+                "mode": "retrieve",
+                "filter": {"equals": {"key": "year", "value": wanted}},
+            },
             timeout=120,
         )
-        assert answer.status_code == 200, answer.text
-        body = answer.json()
-        assert "seven years" in body["answer"]
-        assert body["citations"], body
-        cited = body["citations"][0]
-        assert cited["title"] == "zephyr manual.pdf"
-        assert cited["page_start"] <= 3 <= cited["page_end"]
-    finally:
-        stop_dev_stack(stack)
+        assert filtered.status_code == 200, filtered.text
+        assert bool(filtered.json()["citations"]) is hits
+
+    answer = httpx.post(
+        f"{stack.base}/v1/projects/{stack.project_id}/query",
+        headers=stack.headers,
+        json={"question": "How long does the Zephyr turbine warranty last?"},
+        timeout=120,
+    )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert "seven years" in body["answer"]
+    assert body["citations"], body
+    cited = body["citations"][0]
+    assert cited["title"] == "zephyr manual.pdf"
+    assert cited["page_start"] <= 3 <= cited["page_end"]
 
 
 def _chunks(stack: DevStack, document_id: str) -> list[tuple[int, str, int | None]]:
@@ -264,17 +260,23 @@ def _chunks(stack: DevStack, document_id: str) -> list[tuple[int, str, int | Non
 FAST_RECOVERY = {"AI_INFRA_JOB_LEASE_SECONDS": "15", "AI_INFRA_SWEEP_INTERVAL_SECONDS": "3"}
 
 
-def test_a_worker_killed_mid_job_is_restarted_and_its_document_becomes_ready_unaided(
+def test_an_inbox_pdf_is_cited_by_its_page_and_killed_processes_heal_unaided(
     project_root: Path, tmp_path: Path
 ) -> None:
-    """kill -9 of chunk_embed while it embeds: the stack restarts it, the job is taken over once
-    its lease runs out, and the document ends ready with exactly a clean run's chunks."""
-    # Short leases and sweeps only to keep the test short; the mechanism is the same.
+    """The README's stack (one stack for both parts: each start costs half a minute):
+
+    1. a PDF dropped into the inbox with a sidecar becomes ready, filters by its attributes and
+       answers citing its page;
+    2. kill -9 of chunk_embed while it embeds: the stack restarts it, the job is taken over once
+       its lease runs out, and the document ends ready with exactly a clean run's chunks; then
+       Postgres is killed under a waiting `ai-infra upload --wait`."""
+    # Short leases and sweeps only to keep the kills short; the mechanism is the same.
     stack = start_dev_stack(project_root, tmp_path, FAST_RECOVERY)
     try:
+        _ingests_an_inbox_pdf_and_answers_citing_its_page(stack, tmp_path)
         pdf = make_pdf([page_text(n, 400) for n in range(1, 41)])
         staging = tmp_path / "staging"
-        staging.mkdir()
+        staging.mkdir(exist_ok=True)
         (staging / "crash.pdf").write_bytes(pdf)
         shutil.copy(staging / "crash.pdf", stack.inbox / "demo" / "crash.pdf")
         wait_for_status(stack, "crash.pdf", {"processing"}, 120)

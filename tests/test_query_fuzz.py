@@ -21,7 +21,7 @@ import schemathesis
 from tests.fixtures.factories import Tenant, make_tenant
 from tests.fixtures.query import QueryApi, insert_document
 
-MAX_EXAMPLES = 30
+MAX_EXAMPLES = 20
 SEED = 20261126
 # How generated requests are authenticated and which rows their path ids name (weights).
 KEYS = ("valid", "valid", "valid", "valid", "none", "garbage")

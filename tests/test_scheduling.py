@@ -36,7 +36,9 @@ def _job(
     age: float = 0.0,
 ) -> uuid.UUID:
     """A document and its job: 'running' (live lease), 'dead' (lease ran out), 'deferred'
-    (`age` seconds ago), 'in_flight' (published just now), 'lost' (published long ago)."""
+    (`age` seconds ago), 'in_flight' (released just now, after a deferral), 'new' (its first
+    message published just now), 'retrying' (published, started, its attempt failed: Pub/Sub
+    redelivers it after a backoff), 'lost' (published long ago)."""
     with transaction() as session:
         document = Document(
             team_id=tenant.team_id,
@@ -58,6 +60,13 @@ def _job(
             job.published_at = NOW - timedelta(hours=1)
         elif state == "in_flight":
             job.published_at = NOW - timedelta(seconds=1)
+            job.deferrals = 1
+        elif state == "new":
+            job.published_at = NOW - timedelta(seconds=1)
+        elif state == "retrying":
+            job.published_at = NOW - timedelta(seconds=5)
+            job.started_at = NOW - timedelta(seconds=4)
+            job.attempts = 1
         else:
             job.published_at = NOW - timedelta(hours=1)
         session.add(job)
@@ -129,6 +138,22 @@ def test_a_message_released_to_a_team_running_fewer_keeps_its_slot(teams: list[T
     _job(released, "in_flight")  # released for the one free slot, not yet delivered
     assert _admits(busy, _settings(capacity=4)) == "all 4 ingestion slots are busy"
     assert _admits(released, _settings(capacity=4)) is None
+
+
+def test_only_released_messages_hold_slots(teams: list[Tenant]) -> None:
+    """A failed attempt's message comes back after Pub/Sub's backoff, and a new job's first
+    message is admitted or deferred when it arrives: reserving slots for them would keep every
+    other team's deferred job waiting (a 429 storm fails many; a bulk upload sends thousands)."""
+    busy, waiting, _ = teams
+    for _ in range(3):
+        _job(busy, "running")
+    _job(busy, "retrying")
+    _job(busy, "new")  # a bulk upload's next message: work, but admitted or deferred on arrival
+    deferred = _job(waiting, "deferred", age=1)
+    assert _admits(waiting, _settings(capacity=4)) is None
+    with transaction() as session:
+        assert scheduling.has_free_slot(session, NOW, _settings(capacity=4))
+        assert deferred in scheduling.releasable(session, NOW, _settings(capacity=100), 10)
 
 
 def test_a_team_limit_holds_even_with_free_slots(teams: list[Tenant]) -> None:

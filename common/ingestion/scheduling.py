@@ -45,18 +45,29 @@ ADMISSION_LOCK = 7_412_016
 # time a message takes to reach a worker), so one free slot is not released twice.
 IN_FLIGHT_SECONDS = 30
 
+# A queued job's message is in flight when it was published after the job last started: a job
+# whose attempt failed and waits for Pub/Sub's redelivery (its backoff: seconds to minutes) is
+# not, and its redelivery is admitted like any delivery.
+IN_FLIGHT = (
+    "j.status = 'queued' AND j.deferred_at IS NULL AND j.published_at > :in_flight"
+    " AND (j.started_at IS NULL OR j.published_at > j.started_at)"
+)
+# In flight to a slot kept for it: released after a deferral, or published again after a failed
+# attempt. A new job's first message holds no slot: it is work waiting like a deferred job, and
+# its delivery is admitted, or deferred, on arrival (a bulk upload's thousand fresh messages
+# must not hold every slot against the deferred jobs of teams running fewer).
+RESERVED = f"{IN_FLIGHT} AND (j.deferrals > 0 OR j.attempts > 0)"
 # Per team: jobs running under a live lease, released (or newly published) and not yet claimed,
 # and waiting: deferred, or in flight. A queued job whose message is lost waits for the sweep to
 # publish it again and competes from then on. Jobs of superseded generations are not counted.
 _LOAD = text(
-    """
+    f"""
     SELECT d.team_id,
            count(*) FILTER (WHERE j.status = 'running' AND j.lease_expires_at > :now
                             AND j.started_at > :timed_out) AS running,
-           count(*) FILTER (WHERE j.status = 'queued' AND j.deferred_at IS NULL
-                            AND j.published_at > :in_flight) AS in_flight,
-           count(*) FILTER (WHERE j.status = 'queued' AND (j.deferred_at IS NOT NULL
-                            OR j.published_at > :in_flight)) AS waiting,
+           count(*) FILTER (WHERE {RESERVED}) AS in_flight,
+           count(*) FILTER (WHERE j.status = 'queued' AND j.deferred_at IS NOT NULL
+                            OR {IN_FLIGHT}) AS waiting,
            count(*) FILTER (WHERE j.status = 'queued' AND j.deferred_at IS NOT NULL) AS deferred,
            min(tm.max_running_jobs) AS cap
     FROM ingestion_jobs j
@@ -71,7 +82,7 @@ _TEAM_CAP = text("SELECT max_running_jobs FROM teams WHERE id = :team_id")
 # (running, or released and not yet claimed), then over each team's projects by their running
 # jobs, oldest deferral first; never more of a team than its cap leaves room for.
 _RELEASABLE = text(
-    """
+    f"""
     WITH running AS (
         SELECT d.team_id, d.project_id, count(*) AS jobs
         FROM ingestion_jobs j
@@ -83,7 +94,7 @@ _RELEASABLE = text(
         FROM ingestion_jobs j
         JOIN documents d ON d.id = j.document_id AND d.generation = j.generation
         WHERE (j.status = 'running' AND j.lease_expires_at > :now AND j.started_at > :timed_out)
-           OR (j.status = 'queued' AND j.deferred_at IS NULL AND j.published_at > :in_flight)
+           OR ({RESERVED})
         GROUP BY d.team_id
     ), deferred AS (
         SELECT j.id, d.team_id, j.deferred_at,
