@@ -156,6 +156,19 @@ def test_only_released_messages_hold_slots(teams: list[Tenant]) -> None:
         assert deferred in scheduling.releasable(session, NOW, _settings(capacity=100), 10)
 
 
+def test_a_team_alone_keeps_a_free_slot_for_its_next_new_message(teams: list[Tenant]) -> None:
+    """No team runs fewer: the bulk upload's next message takes the slot on arrival, so its
+    deferred jobs are not handed the slot only to defer that message (churn, no fairness)."""
+    alone, *_ = teams
+    for _ in range(3):
+        _job(alone, "running")
+    _job(alone, "deferred", age=5)
+    _job(alone, "new")
+    with transaction() as session:
+        assert not scheduling.has_free_slot(session, NOW, _settings(capacity=4))
+    assert _admits(alone, _settings(capacity=4)) is None
+
+
 def test_a_team_limit_holds_even_with_free_slots(teams: list[Tenant]) -> None:
     capped, other, _ = teams
     _job(capped, "running")

@@ -53,10 +53,12 @@ IN_FLIGHT = (
     " AND (j.started_at IS NULL OR j.published_at > j.started_at)"
 )
 # In flight to a slot kept for it: released after a deferral, or published again after a failed
-# attempt. A new job's first message holds no slot: it is work waiting like a deferred job, and
-# its delivery is admitted, or deferred, on arrival (a bulk upload's thousand fresh messages
-# must not hold every slot against the deferred jobs of teams running fewer).
+# attempt. A new job's first message (`fresh`) holds a slot only where its delivery will be
+# admitted on arrival, i.e. no team running fewer has deferred jobs (`Load.held`): a bulk
+# upload's fresh messages then take the slots that free up without a detour through deferral,
+# but never hold them against the deferred jobs of a team running fewer.
 RESERVED = f"{IN_FLIGHT} AND (j.deferrals > 0 OR j.attempts > 0)"
+FRESH = f"{IN_FLIGHT} AND j.deferrals = 0 AND j.attempts = 0"
 # Per team: jobs running under a live lease, released (or newly published) and not yet claimed,
 # and waiting: deferred, or in flight. A queued job whose message is lost waits for the sweep to
 # publish it again and competes from then on. Jobs of superseded generations are not counted.
@@ -66,6 +68,7 @@ _LOAD = text(
            count(*) FILTER (WHERE j.status = 'running' AND j.lease_expires_at > :now
                             AND j.started_at > :timed_out) AS running,
            count(*) FILTER (WHERE {RESERVED}) AS in_flight,
+           count(*) FILTER (WHERE {FRESH}) AS fresh,
            count(*) FILTER (WHERE j.status = 'queued' AND j.deferred_at IS NOT NULL
                             OR {IN_FLIGHT}) AS waiting,
            count(*) FILTER (WHERE j.status = 'queued' AND j.deferred_at IS NOT NULL) AS deferred,
@@ -130,13 +133,21 @@ class Load:
 
     running: dict[uuid.UUID, int]
     in_flight: dict[uuid.UUID, int]
+    fresh: dict[uuid.UUID, int]
     waiting: dict[uuid.UUID, int]
     deferred: dict[uuid.UUID, int]
     caps: dict[uuid.UUID, int]  # per team: its running-jobs limit, where it has one
 
     @property
     def busy(self) -> int:
-        return sum(self.running.values()) + sum(self.in_flight.values())
+        """Slots taken or promised: running jobs, released messages, and the new messages that
+        will be admitted when they arrive."""
+        held = sum(
+            count
+            for team, count in self.fresh.items()
+            if not any(self.deferred.get(other, 0) for other in self.behind(team))
+        )
+        return sum(self.running.values()) + sum(self.in_flight.values()) + held
 
     def behind(self, team_id: uuid.UUID) -> set[uuid.UUID]:
         """Other teams running fewer jobs than `team_id`, below their own limit: fairness
@@ -162,6 +173,7 @@ def _load(session: Session, now: datetime, settings: Settings) -> Load:
     return Load(
         running={row.team_id: int(row.running) for row in rows if row.running},
         in_flight={row.team_id: int(row.in_flight) for row in rows if row.in_flight},
+        fresh={row.team_id: int(row.fresh) for row in rows if row.fresh},
         waiting={row.team_id: int(row.waiting) for row in rows if row.waiting},
         deferred={row.team_id: int(row.deferred) for row in rows if row.deferred},
         caps={
@@ -204,8 +216,7 @@ def admits(session: Session, team_id: uuid.UUID, now: datetime, settings: Settin
 
 
 def has_free_slot(session: Session, now: datetime, settings: Settings) -> bool:
-    """Whether a slot is free now, counting messages in flight as busy (the caller holds
-    `lock`)."""
+    """Whether a slot is free now (`Load.busy`; the caller holds `lock`)."""
     return _load(session, now, settings).busy < settings.ingest_capacity
 
 
