@@ -100,6 +100,7 @@ TUNABLE = set(
         "rerank_candidates",
         "rerank_timeout_seconds",
         "ingest_team_max_running",
+        "ingest_handoff_seconds",
         "embedding_quota_per_minute",
         "max_sheet_rows",
         "max_image_pixels",
