@@ -60,21 +60,11 @@ def test_a_capped_team_runs_at_most_its_limit_and_every_deferred_job_finishes_on
     ingestion_stack: IngestionStack, tenant: Tenant
 ) -> None:
     _cap(tenant, 2)
-    blobs = [
-        upload(ingestion_stack, tenant, f"bulk/{n}.txt", _text(n), "text/plain") for n in range(8)
-    ]
-    # All eight messages reach the worker at once, as a bulk upload's do.
-    messages = [_message(tenant, blob) for blob in blobs]
-    with ThreadPoolExecutor(len(messages)) as pool:
-        answers = list(pool.map(lambda message: _push(ingestion_stack, message), messages))
-    assert all(answer.status_code == 200 for answer in answers)
+    blobs = _pushed_at_once(ingestion_stack, tenant, "bulk", 8)
     other = make_tenant("not-starved")
     small = upload(ingestion_stack, other, "one.txt", _text(99), "text/plain")
     finalize(ingestion_stack, small)
-    documents = [
-        wait_for_document(ingestion_stack, tenant, blob, {DocumentStatus.READY}) for blob in blobs
-    ]
-    jobs = [job for document in documents for job in jobs_of(document.id)]
+    jobs = _jobs_once_ready(ingestion_stack, tenant, blobs)
     assert [job.attempts for job in jobs] == [1] * 8, "a deferral spends no attempt"
     assert sum(job.deferrals for job in jobs) > 0, "the cap held some back"
     assert all(job.deferred_at is None for job in jobs)
@@ -92,17 +82,9 @@ def test_a_worker_whose_job_finishes_runs_the_deferred_job_itself_without_a_new_
     """The handoff: the freed slot's worker claims the fairest deferred job in place (no Pub/Sub
     round trip), admitted as a delivery would be, so the cap still holds."""
     _cap(tenant, 1)
-    blobs = [
-        upload(ingestion_stack, tenant, f"queue/{n}.txt", _text(n), "text/plain") for n in range(3)
-    ]
-    messages = [_message(tenant, blob) for blob in blobs]
-    with ThreadPoolExecutor(len(messages)) as pool:
-        answers = list(pool.map(lambda message: _push(ingestion_stack, message), messages))
-    assert all(answer.status_code == 200 for answer in answers)
-    documents = [
-        wait_for_document(ingestion_stack, tenant, blob, {DocumentStatus.READY}) for blob in blobs
-    ]
-    jobs = [job for document in documents for job in jobs_of(document.id)]
+    jobs = _jobs_once_ready(
+        ingestion_stack, tenant, _pushed_at_once(ingestion_stack, tenant, "queue", 3)
+    )
     deferred = [job for job in jobs if job.deferrals]
     assert len(deferred) == 2, "one ran, two waited for the team's one slot"
     assert [job.attempts for job in jobs] == [1] * 3
@@ -110,6 +92,27 @@ def test_a_worker_whose_job_finishes_runs_the_deferred_job_itself_without_a_new_
     # Released jobs are published again; these were taken over by the finishing worker.
     assert all(job.published_at is None for job in deferred)
     _cap(tenant, None)
+
+
+def _pushed_at_once(
+    stack: IngestionStack, tenant: Tenant, folder: str, count: int
+) -> list[BlobInfo]:
+    """`count` uploads whose job messages all reach the worker at once, as a bulk upload's do."""
+    blobs = [
+        upload(stack, tenant, f"{folder}/{n}.txt", _text(n), "text/plain") for n in range(count)
+    ]
+    messages = [_message(tenant, blob) for blob in blobs]
+    with ThreadPoolExecutor(len(messages)) as pool:
+        answers = list(pool.map(lambda message: _push(stack, message), messages))
+    assert all(answer.status_code == 200 for answer in answers)
+    return blobs
+
+
+def _jobs_once_ready(
+    stack: IngestionStack, tenant: Tenant, blobs: list[BlobInfo]
+) -> list[IngestionJob]:
+    documents = [wait_for_document(stack, tenant, blob, {DocumentStatus.READY}) for blob in blobs]
+    return [job for document in documents for job in jobs_of(document.id)]
 
 
 def _message(tenant: Tenant, blob: BlobInfo) -> JobMessage:

@@ -131,31 +131,31 @@ def _hand_off(settings: Settings) -> tuple[JobMessage, _Claim] | None:
         scheduling.lock(session)
         if not scheduling.has_free_slot(session, now, settings):
             return None
-        for job_id in scheduling.releasable(session, now, settings, limit=1):
-            # The advisory lock is held, so rows are only tried (SKIP LOCKED), never waited
-            # for: a worker claiming one holds its row locks and waits for the advisory lock.
-            job = session.get(IngestionJob, job_id, with_for_update={"skip_locked": True})
-            if job is None:
-                continue
-            document = session.get(Document, job.document_id, with_for_update={"skip_locked": True})
-            if (
-                document is None
-                or not document.gcs_uri
-                or job.deferred_at is None
-                or job.status is not JobStatus.QUEUED
-                or document.generation != job.generation
-            ):
-                continue
-            if scheduling.admits(session, document.team_id, now, settings) is not None:
-                return None
-            bucket, name = split_gcs_uri(document.gcs_uri)
-            message = JobMessage(job.id, document.id, bucket, name, job.generation, None)
-            logger.info(
-                "deferred job handed to a worker whose slot freed",
-                extra={"job_id": str(job.id), "team_id": str(document.team_id)},
-            )
-            return message, _start(session, job, document, now, settings)
-    return None
+        fairest = scheduling.releasable(session, now, settings, limit=1)
+        if not fairest:
+            return None
+        # The advisory lock is held, so rows are only tried (SKIP LOCKED), never waited for: a
+        # worker claiming the job holds its row locks and waits for the advisory lock.
+        job = session.get(IngestionJob, fairest[0], with_for_update={"skip_locked": True})
+        if job is None:
+            return None
+        document = session.get(Document, job.document_id, with_for_update={"skip_locked": True})
+        if (
+            document is None
+            or not document.gcs_uri
+            or job.deferred_at is None
+            or job.status is not JobStatus.QUEUED
+            or document.generation != job.generation
+            or scheduling.admits(session, document.team_id, now, settings) is not None
+        ):
+            return None
+        bucket, name = split_gcs_uri(document.gcs_uri)
+        message = JobMessage(job.id, document.id, bucket, name, job.generation, None)
+        logger.info(
+            "deferred job handed to a worker whose slot freed",
+            extra={"job_id": str(job.id), "team_id": str(document.team_id)},
+        )
+        return message, _start(session, job, document, now, settings)
 
 
 def _republish(message: JobMessage) -> None:

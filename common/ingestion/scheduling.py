@@ -54,14 +54,15 @@ IN_FLIGHT = (
 )
 # In flight to a slot kept for it: released after a deferral, or published again after a failed
 # attempt. A new job's first message (`fresh`) holds a slot only where its delivery will be
-# admitted on arrival, i.e. no team running fewer has deferred jobs (`Load.held`): a bulk
+# admitted on arrival, i.e. no team running fewer has deferred jobs (`Load.busy`): a bulk
 # upload's fresh messages then take the slots that free up without a detour through deferral,
 # but never hold them against the deferred jobs of a team running fewer.
 RESERVED = f"{IN_FLIGHT} AND (j.deferrals > 0 OR j.attempts > 0)"
 FRESH = f"{IN_FLIGHT} AND j.deferrals = 0 AND j.attempts = 0"
-# Per team: jobs running under a live lease, released (or newly published) and not yet claimed,
-# and waiting: deferred, or in flight. A queued job whose message is lost waits for the sweep to
-# publish it again and competes from then on. Jobs of superseded generations are not counted.
+# Per team: jobs running under a live lease, messages in flight to a kept slot (RESERVED) and
+# new ones (FRESH), and waiting: deferred, or in flight. A queued job whose message is lost waits
+# for the sweep to publish it again and competes from then on. Jobs of superseded generations
+# are not counted.
 _LOAD = text(
     f"""
     SELECT d.team_id,
