@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import text
 
 from common.ingestion import embedding_switch
-from common.platform.config import get_settings
+from common.platform.config import Settings, get_settings
 from common.platform.db import transaction
 from common.platform.models import DocumentStatus, Project
 from common.platform.spaces import EmbeddingSpace, ensure_space, project_spaces
@@ -54,9 +54,15 @@ def _ingest(stack: IngestionStack, tenant: Tenant, name: str) -> uuid.UUID:
     return wait_for_document(stack, tenant, blob, {DocumentStatus.READY}).id
 
 
-def _ask(tenant: Tenant, question: str) -> list[str]:
-    request = QueryRequest(question=question, mode="retrieve", top_k=3)
-    result = run_query(Principal(tenant.team_id, None), tenant.project_id, request, "switch-test")
+def _ask(
+    tenant: Tenant,
+    question: str,
+    document_filter: dict[str, Any] | None = None,
+    settings: Settings | None = None,
+) -> list[str]:
+    request = QueryRequest(question=question, mode="retrieve", top_k=3, filter=document_filter)
+    principal = Principal(tenant.team_id, None)
+    result = run_query(principal, tenant.project_id, request, "switch-test", settings=settings)
     return [citation.title for citation in result.citations]
 
 
@@ -187,6 +193,14 @@ def test_a_project_switches_model_while_asked_rolls_back_and_finishes(
     with transaction() as session:
         left = session.scalar(text("SELECT to_regclass(:t)"), {"t": small.table})
     assert left is None, "the 768 space's table went with its last project"
+    # Filtered questions in a space of its own (a halfvec table), ranked exactly and through
+    # the graph: only the named document answers, whatever the question is about.
+    graph = get_settings().model_copy(update={"exact_search_max_chunks": 0})
+    for settings in (None, graph):
+        for name in ("ferry", "orchard"):
+            only = {"equals": {"key": "path", "value": f"{name}.txt"}}
+            titles = _ask(tenant, QUESTIONS["boiler"], only, settings)
+            assert titles and set(titles) == {f"{name}.txt"}, (name, titles)
 
     # A fresh project ingested straight into the same space ranks the same documents.
     fresh = make_tenant("fresh-3072")

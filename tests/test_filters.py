@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from common.inference.embeddings import get_embedder
-from common.platform.attributes import AttributeValue, known_types
+from common.platform.attributes import AttributeValue, CachedRegistry, known_types
 from common.platform.config import get_settings
 from common.platform.db import transaction
 from common.platform.errors import ApiError
-from common.query import documents
+from common.query import documents, retrieval
 from common.query.filters import compile_filter, parse_filter_text
 from common.query.retrieval import matching_documents, search
 from tests.fixtures.factories import Tenant, make_tenant
@@ -124,6 +124,38 @@ def test_each_operator_matches_exactly_the_documents_it_names(
     assert _titles(filtered, raw) == expected
 
 
+def _searched(tenant: Tenant, raw: object, arms: str, exact_max_chunks: int) -> set[str]:
+    """The titles of every chunk a filtered search returns (each document has one)."""
+    question = "harbour crane tonnes"
+    with transaction() as session:
+        compiled = compile_filter(raw, CachedRegistry(session, tenant.project_id))
+        chunks = search(
+            session,
+            project_id=tenant.project_id,
+            query_vector=get_embedder().embed_query(question),
+            question=question,
+            top_k=20,
+            ef_search=get_settings().hnsw_ef_search,
+            exact_max_chunks=exact_max_chunks,
+            document_filter=compiled,
+            arms=arms,
+        )
+    return {chunk.title for chunk in chunks}
+
+
+@pytest.mark.parametrize(("raw", "expected"), CASES, ids=[json.dumps(c[0]) for c in CASES])
+def test_a_filtered_search_returns_only_and_all_the_documents_it_names(
+    filtered: Tenant, raw: object, expected: set[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The search evaluates the filter itself: ranked exactly and through the graph, and the
+    keyword arm through the GIN index and through the matching documents' own rows."""
+    assert _searched(filtered, raw, "dense", exact_max_chunks=1000) == expected
+    assert _searched(filtered, raw, "dense", exact_max_chunks=0) == expected
+    for ratio in (0.0, 1e12):  # never / always through the GIN index
+        monkeypatch.setattr(retrieval, "KEYWORD_SCAN_COST_RATIO", ratio)
+        assert _searched(filtered, raw, "keyword", exact_max_chunks=1000) == expected
+
+
 ERRORS: list[tuple[object, str]] = [
     ("nope", "filter: must be an object with one operator"),
     ({"equals": {"key": "department", "value": "x"}, "in": {}}, "filter: must be an object"),
@@ -206,3 +238,20 @@ def test_filtered_search_is_the_true_top_k_of_the_matching_chunks(database_url: 
     assert graph == exact
     nothing = compile_filter(_leaf("equals", "team", "omega"), known)
     assert _ranked(tenant, question, document_filter=nothing) == []
+
+
+def test_a_name_registered_after_the_registry_was_cached_is_known(database_url: str) -> None:
+    """The query service keeps each project's registry in memory: a name new since then is
+    read again, not refused, and a name nobody registered is still a 422 listing the names."""
+    tenant = make_tenant("registry-cache")
+    insert_document(tenant, "first", ["A red crate."], attributes={"colour": "red"})
+
+    def compiled(raw: object) -> str:
+        with transaction() as session:
+            return compile_filter(raw, CachedRegistry(session, tenant.project_id)).sql
+
+    assert "@>" in compiled(_leaf("equals", "colour", "red"))
+    insert_document(tenant, "second", ["A big crate."], attributes={"size": 3})
+    assert "numeric" in compiled(_leaf("greaterThan", "size", 1))
+    with pytest.raises(ApiError, match=r"has 'weight' \(known: colour, .*size"):
+        compiled(_leaf("equals", "weight", 1))

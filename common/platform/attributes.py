@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 import math
 import re
+import threading
 import uuid
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
@@ -387,3 +389,53 @@ def document_attributes(
         Automatic.UPDATED_AT: format_date(updated_at) if updated_at else None,
     }
     return {**dict(own or {}), **{str(k): v for k, v in automatic.items() if v is not None}}
+
+
+# Each project's registry as this process last read it (bounded; the oldest read is forgotten).
+_REGISTRY_CACHE: OrderedDict[uuid.UUID, dict[str, AttributeType]] = OrderedDict()
+_REGISTRY_CACHE_SIZE = 4096
+_REGISTRY_LOCK = threading.Lock()
+
+
+class CachedRegistry(Mapping[str, AttributeType]):
+    """A project's registry as this process last read it, read again on a miss.
+
+    A registry only grows and a name keeps its first type (`register_types`), so a name found
+    in an earlier read is right for good, and a filter on known names costs no round trip; a
+    name not found may have been registered since, so the registry is read once more before
+    the name is called unknown (and before the names are listed).
+    """
+
+    def __init__(self, session: Session, project_id: uuid.UUID) -> None:
+        self._session = session
+        self._project_id = project_id
+        with _REGISTRY_LOCK:
+            self._types = _REGISTRY_CACHE.get(project_id)
+        self._read = False
+
+    def _read_again(self) -> dict[str, AttributeType]:
+        if not self._read or self._types is None:
+            self._types = known_types(self._session, self._project_id)
+            self._read = True
+            with _REGISTRY_LOCK:
+                _REGISTRY_CACHE[self._project_id] = self._types
+                _REGISTRY_CACHE.move_to_end(self._project_id)
+                while len(_REGISTRY_CACHE) > _REGISTRY_CACHE_SIZE:
+                    _REGISTRY_CACHE.popitem(last=False)
+        return self._types
+
+    def __getitem__(self, name: str) -> AttributeType:
+        if self._types is not None and name in self._types:
+            return self._types[name]
+        return self._read_again()[name]
+
+    def __contains__(self, name: object) -> bool:
+        if self._types is not None and name in self._types:
+            return True
+        return name in self._read_again()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._read_again())
+
+    def __len__(self) -> int:
+        return len(self._read_again())

@@ -207,12 +207,9 @@ def matching_documents(
     document_filter: CompiledFilter,
     document_ids: Sequence[uuid.UUID] | None = None,
 ) -> list[uuid.UUID]:
-    """The searchable documents a filter keeps (and `document_ids` names, when given).
-
-    Documents are few beside their chunks (tens of thousands in the biggest project), so the
-    filter runs on them alone; the search then treats the result like `document_ids`, and the
-    first round trip sizes the plan by their chunks: a selective filter is ranked exactly, a
-    broad one walks the graph with an iterative scan.
+    """The searchable documents a filter keeps (and `document_ids` names, when given): what a
+    filtered listing shows. A search does not call it: it evaluates the filter itself (see
+    `_hybrid_sql`), in its first round trip to size the plan by the matching chunks.
     """
     statement = text(
         "SELECT d.id FROM documents d WHERE d.project_id = :project_id AND d.status <> 'failed' "
@@ -288,13 +285,15 @@ ARMS = ("hybrid", "dense", "keyword")
 # candidates / share tuples before `candidates` of them pass the project filter.
 _PREPARE_SQL = f"""
     WITH project AS (
-        SELECT coalesce(sum(chunk_count), 0) AS chunks,
+        SELECT coalesce(sum(d.chunk_count), 0) AS chunks,
                (SELECT greatest(reltuples, 0) FROM pg_class
                 WHERE oid = CAST(:vector_table AS regclass)) AS table_rows
-        FROM documents
-        WHERE project_id = :project_id AND status <> 'failed'
+               {{matching_ids}}
+        FROM documents d
+        WHERE d.project_id = :project_id AND d.status <> 'failed'
           AND (CAST(:document_ids AS uuid[]) IS NULL
-               OR id = ANY(CAST(:document_ids AS uuid[])))
+               OR d.id = ANY(CAST(:document_ids AS uuid[])))
+          AND {{document_filter}}
     ), knobs AS (
         SELECT set_config('hnsw.ef_search', :ef_search, true) AS ef_search,
                set_config('hnsw.iterative_scan', 'relaxed_order', true) AS iterative,
@@ -303,7 +302,7 @@ _PREPARE_SQL = f"""
                    * {SCAN_TUPLES_MARGIN} * p.table_rows / greatest(p.chunks, 1))))
                    AS bigint) AS text), true) AS scan_tuples
         FROM project p
-    ), stats AS (
+    ), stats AS MATERIALIZED (
         SELECT CAST(CAST(most_common_elems AS text) AS text[]) AS elems,
                most_common_elem_freqs AS freqs
         FROM pg_stats
@@ -325,7 +324,25 @@ _PREPARE_SQL = f"""
     CROSS JOIN knobs k
     LEFT JOIN lexemes l ON true
 """
-_PREPARE = text(" ".join(_PREPARE_SQL.split()))
+
+
+# A filter's matching documents, kept by round trip 1 for the search (transaction-local): the
+# ids stay in the server (thousands of them cost more through the driver than the search) and
+# the filter is evaluated once.
+MATCHING_SETTING = "ai_infra.matching_documents"
+_MATCHING_IDS = (
+    f", set_config('{MATCHING_SETTING}', CAST(coalesce(array_agg(d.id), '{{}}') AS text), true) "
+    "AS matching"
+)
+
+
+@functools.lru_cache(maxsize=256)
+def _prepare_statement(document_filter: str | None) -> TextClause:
+    """Round trip 1 for this filter (None: none), built once per process and filter shape."""
+    sql = _PREPARE_SQL.replace("{document_filter}", document_filter or "true").replace(
+        "{matching_ids}", _MATCHING_IDS if document_filter is not None else ""
+    )
+    return text(" ".join(sql.split()))
 
 
 class _Term(NamedTuple):
@@ -383,10 +400,12 @@ def _prepare(
     min_coverage: float,
     document_ids: Sequence[uuid.UUID] | None,
     vector_table: str = "document_chunks",
+    document_filter: CompiledFilter | None = None,
 ) -> tuple[int, _Terms]:
     rows = session.execute(
-        _PREPARE,
+        _prepare_statement(document_filter.sql if document_filter is not None else None),
         {
+            **(document_filter.params if document_filter is not None else {}),
             "vector_table": vector_table,
             "project_id": project_id,
             "document_ids": _ids(document_ids),
@@ -449,6 +468,7 @@ def _hybrid_sql(
     exact: bool = False,
     keyword_index: bool = True,
     space: EmbeddingSpace | None = None,
+    filtered: bool = False,
 ) -> str:
     """The search statement; `arms` keeps one arm alone (dense, keyword) for bench/quality.py.
 
@@ -457,14 +477,35 @@ def _hybrid_sql(
     `keyword_index` the keyword arm tests the project's own rows instead of reading the GIN
     index, whose posting lists span every project (an OFFSET 0 subquery keeps the match out of
     the index conditions).
-    """
 
-    def document_filter(alias: str) -> str:
+    `filtered`: round trip 1 kept a filter's matching documents in MATCHING_SETTING. Rows read
+    in index order (the graph, GIN) test them through a hashed subplan (`IS TRUE` keeps the
+    planner from turning it into a join, which would lose the index order); rows read by
+    document (exact ranking, the keyword arm's own rows) come from the matching documents
+    through the (document_id, chunk_index) index, never from the whole project's.
+    """
+    matching = (
+        ""
+        if not filtered
+        else "matching AS MATERIALIZED (SELECT unnest(CAST(current_setting("
+        f"'{MATCHING_SETTING}') AS uuid[])) AS id), "
+    )
+
+    def document_scope(alias: str) -> str:
+        if filtered:
+            return f"AND ({alias}document_id IN (SELECT id FROM matching)) IS TRUE"
         return (
             f"AND {alias}document_id = ANY(CAST(:document_ids AS uuid[]))" if with_documents else ""
         )
 
-    doc = document_filter("c.")
+    def by_document(columns: str, rows: str) -> str:
+        """`rows` (chunks `c`, maybe joined) of the matching documents only, read by document."""
+        return (
+            "(SELECT m.* FROM matching f CROSS JOIN LATERAL ("
+            f"SELECT {columns} FROM {rows} WHERE c.document_id = f.id OFFSET 0) m)"
+        )
+
+    doc = document_scope("c.")
     # The vectors: inline in the chunks, or in a space's own table (a model switch's).
     if space is None or space.table is None:
         vectors, source, owner, scored = "c.embedding", "document_chunks c", "c", ""
@@ -475,21 +516,32 @@ def _hybrid_sql(
         scored = f"JOIN {space.table} v ON v.chunk_id = c.id"
     cast = f"CAST(:q AS {space.vector_type if space else 'vector'})"
     distance = f"{vectors} <=> {cast}"
+    vector_rows = f"{source} WHERE {owner}.project_id = :project_id {doc}"
+    ranked = distance
+    if filtered and exact:
+        columns = f"c.id, c.document_id, c.chunk_index, {distance} AS distance"
+        vector_rows, ranked = by_document(columns, source) + " c", "c.distance"
     score_filter = f"AND 1 - ({distance}) >= :min_score"
     dense = "true" if arms in ("hybrid", "dense") else "false"
     keyword = "true" if arms in ("hybrid", "keyword") else "false"
-    keyword_rows = (
-        "document_chunks"
-        if keyword_index
-        else "(SELECT id, project_id, document_id, chunk_index, content_tsv FROM document_chunks "
-        f"WHERE project_id = :project_id {document_filter('')} OFFSET 0)"
-    )
-    order = f"({distance}) + 0" if exact else distance
+    keyword_doc = doc
+    if keyword_index:
+        keyword_rows = "document_chunks"
+    elif filtered:
+        keyword_rows = by_document(
+            "c.id, c.project_id, c.document_id, c.chunk_index, c.content_tsv", "document_chunks c"
+        )
+        keyword_doc = ""
+    else:
+        keyword_rows = (
+            "(SELECT id, project_id, document_id, chunk_index, content_tsv FROM document_chunks "
+            f"WHERE project_id = :project_id {document_scope('')} OFFSET 0)"
+        )
+    order = f"({ranked}) + 0" if exact else ranked
     return f"""
-    WITH vector_arm AS MATERIALIZED (
-        SELECT c.id, c.document_id, c.chunk_index, {distance} AS distance
-        FROM {source}
-        WHERE {owner}.project_id = :project_id {doc}
+    WITH {matching} vector_arm AS MATERIALIZED (
+        SELECT c.id, c.document_id, c.chunk_index, {ranked} AS distance
+        FROM {vector_rows}
         ORDER BY {order}
         LIMIT :dense_candidates
     ), vector_ranked AS (
@@ -521,7 +573,7 @@ def _hybrid_sql(
                                             CAST(:term_lexemes AS text[])), '{{a}}')) AS u
             JOIN terms t ON t.lexeme = u.lexeme
         ) m
-        WHERE c.project_id = :project_id {doc}
+        WHERE c.project_id = :project_id {keyword_doc}
           AND c.content_tsv @@ CAST(:candidates AS tsquery)
           AND (m.exact OR m.matched_idf >= CAST(:min_coverage AS float8) * :question_idf)
         ORDER BY relevance DESC
@@ -579,7 +631,14 @@ def _hybrid_sql(
 
 @functools.lru_cache(maxsize=256)
 def _statement(
-    docs: bool, score: bool, arms: str, *, exact: bool, index: bool, space: EmbeddingSpace | None
+    docs: bool,
+    score: bool,
+    arms: str,
+    *,
+    exact: bool,
+    index: bool,
+    space: EmbeddingSpace | None,
+    filtered: bool = False,
 ) -> TextClause:
     """The search statement for these choices, built once per process."""
     # Whitespace collapsed: the driver scans the statement text on every execution.
@@ -590,6 +649,7 @@ def _statement(
         exact=exact,
         keyword_index=index,
         space=space if space is not None and space.table is not None else None,
+        filtered=filtered,
     )
     return text(" ".join(sql.split()))
 
@@ -629,8 +689,6 @@ def _prepared(
 ) -> tuple[TextClause, dict[str, object]]:
     """Configure this transaction's search and return the statement with its parameters;
     `space`: where the project's vectors are (None or the inline space: with the chunks)."""
-    if document_filter is not None:
-        document_ids = matching_documents(session, project_id, document_filter, document_ids)
     dense_candidates = max(top_k * fusion.dense_candidates_per_result, fusion.min_candidates)
     chunks, terms = _prepare(
         session,
@@ -641,6 +699,7 @@ def _prepared(
         min_coverage=fusion.min_coverage,
         document_ids=document_ids,
         vector_table=space.table if space is not None and space.table else "document_chunks",
+        document_filter=document_filter,
     )
     exact = chunks <= exact_max_chunks
     keyword_index = terms.use_index
@@ -651,6 +710,7 @@ def _prepared(
         exact=exact,
         index=keyword_index,
         space=space,
+        filtered=document_filter is not None,
     )
     params: dict[str, object] = {
         "q": vector_literal(query_vector),

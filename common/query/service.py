@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from common.platform.attributes import known_types
+from common.platform.attributes import CachedRegistry
 from common.platform.config import Settings, get_settings
 from common.platform.db import transaction
 from common.platform.spaces import load_space
@@ -130,7 +130,7 @@ def _retrieve(
             space = load_space(session, current, settings)
             vector = embedder_for_space(space, settings).embed_query(request.question)
         document_filter = (
-            compile_filter(request.filter, known_types(session, project_id))
+            compile_filter(request.filter, CachedRegistry(session, project_id))
             if request.filter is not None
             else None
         )

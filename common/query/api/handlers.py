@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 from sqlalchemy import text
 
-from common.platform.attributes import attributes_schema, known_types
+from common.platform.attributes import CachedRegistry, attributes_schema
 from common.platform.db import transaction
 from common.platform.errors import ApiError
 from common.platform.models import DocumentStatus
@@ -161,7 +161,7 @@ def list_documents(
         document_filter = None
         if query_params.filter is not None:
             document_filter = compile_filter(
-                parse_filter_text(query_params.filter), known_types(session, project_id)
+                parse_filter_text(query_params.filter), CachedRegistry(session, project_id)
             )
         page = documents.list_documents(
             session,
