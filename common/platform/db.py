@@ -53,6 +53,9 @@ class SchemaMismatchError(RuntimeError):
 
 def build_engine(settings: Settings) -> Engine:
     """Build an engine for these settings (no connection is opened yet)."""
+    from common.platform import pg8000_statements
+
+    pg8000_statements.install()
     pool: dict[str, Any] = {
         "pool_size": settings.db_pool_size,
         "max_overflow": settings.db_max_overflow,
