@@ -270,6 +270,7 @@ def scans_phase(pipeline: Pipeline, texts: Files, scans: Files, *, small: bool) 
         result["cer"] = {
             "micro": round(micro_cer(errors), 4),
             "micro_reading_order_ignored": round(micro_cer(errors, ordered=False), 4),
+            "micro_raw": round(micro_cer(errors, raw=True), 4),
             "pages": len(errors),
             "worst": [
                 {

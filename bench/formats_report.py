@@ -46,6 +46,7 @@ def print_scans(scans: dict[str, Any]) -> None:
         worst = ", ".join(f"{w['page']} {w['cer']:.1%}" for w in cer["worst"])
         say(
             f"\nOCR: CER {cer['micro']:.2%} over {cer['pages']} scanned pages (goal <= 3%), "
+            f"{cer['micro_raw']:.2%} with dot leaders counted as characters, "
             f"{cer['micro_reading_order_ignored']:.2%} with reading order ignored; "
             f"worst pages: {worst}"
         )

@@ -8,9 +8,12 @@ original, so bench/quality's page labels hold for both versions.
 CER of a page: the Levenshtein distance between the OCR text and the original's text layer, both
 read by the service's own extraction (`extract_text`, so both are normalised the same way) and
 then with every run of whitespace collapsed to one space (line breaks are layout, not
-characters), divided by the length of the text layer. Reported micro-averaged: the sum of the
-distances over the sum of the lengths, over all pages. Beside it, the same with reading order
-ignored (each side's words sorted first): what is left are misread characters, so the gap
+characters) and every run of dot leaders (tables of contents, indexes: `Fonts . . . . 9`, two or
+more dots, spaced or not) to one space as well: leaders are layout too, and a recogniser that
+keeps a few of a row of forty dots is not wrong about the text. Divided by the length of the
+text layer. Reported micro-averaged: the sum of the distances over the sum of the lengths, over
+all pages; beside it the raw figure (leaders counted as characters) and the one with reading
+order ignored (each side's words sorted first): what is left are misread characters, so the gap
 between the two is text read in another order (columns, margin notes, tables).
 """
 
@@ -28,6 +31,7 @@ import numpy as np
 from bench.ingest import prose
 
 _SPACE = re.compile(r"\s+")
+_LEADERS = re.compile(r"(?:\s*\.){2,}")
 
 
 def text_pdf(pages: list[str]) -> bytes:
@@ -138,8 +142,10 @@ def page_texts(data: bytes, filename: str, options: Any) -> list[str]:
     return [extracted.text[page.char_start : page.char_end] for page in extracted.pages]
 
 
-def comparable(text: str) -> str:
-    """Whitespace-insensitive form of a page's text for the CER."""
+def comparable(text: str, *, leaders: bool = False) -> str:
+    """Whitespace-insensitive form of a page's text for the CER; dot leaders kept or folded."""
+    if not leaders:
+        text = _LEADERS.sub(" ", text)
     return _SPACE.sub(" ", text).strip()
 
 
@@ -169,6 +175,8 @@ class PageError:
     distance: int
     length: int  # characters of the text layer
     unordered_distance: int  # between the sorted words of both sides
+    raw_distance: int  # with dot leaders counted as characters
+    raw_length: int
 
     @property
     def cer(self) -> float:
@@ -188,11 +196,20 @@ def page_errors(document: str, original: list[str], recognised: list[str]) -> li
     for number, (text_layer, ocr) in enumerate(zip(original, recognised, strict=True), start=1):
         truth, read = comparable(text_layer), comparable(ocr)
         unordered = levenshtein(sorted_words(truth), sorted_words(read))
-        errors.append(PageError(document, number, levenshtein(truth, read), len(truth), unordered))
+        raw_truth = comparable(text_layer, leaders=True)
+        raw = levenshtein(raw_truth, comparable(ocr, leaders=True))
+        distance = levenshtein(truth, read)
+        errors.append(
+            PageError(document, number, distance, len(truth), unordered, raw, len(raw_truth))
+        )
     return errors
 
 
-def micro_cer(errors: list[PageError], *, ordered: bool = True) -> float:
-    length = sum(error.length for error in errors)
-    distance = sum(e.distance if ordered else e.unordered_distance for e in errors)
+def micro_cer(errors: list[PageError], *, ordered: bool = True, raw: bool = False) -> float:
+    if raw:
+        length = sum(error.raw_length for error in errors)
+        distance = sum(error.raw_distance for error in errors)
+    else:
+        length = sum(error.length for error in errors)
+        distance = sum(e.distance if ordered else e.unordered_distance for e in errors)
     return distance / length if length else float("nan")

@@ -165,6 +165,42 @@ def test_columns_of_lines_cut_into_several_boxes_are_still_columns() -> None:
     ]
 
 
+def test_each_band_between_wide_lines_has_its_own_columns() -> None:
+    # A change history in two columns, a full-width heading, then an index in three columns.
+    boxes = [box(10, 0, 990, 30, "Change History")]
+    for n in range(6):
+        y = 40 + 35 * n
+        boxes += [box(10, y, 470, y + 30, f"history left {n}")]
+        boxes += [box(530, y, 990, y + 30, f"history right {n}")]
+    boxes += [box(10, 260, 990, 290, "Index: numbers in italic refer to the page of the entry")]
+    for n in range(6):
+        y = 300 + 35 * n
+        for x, column in ((10, "a"), (345, "b"), (680, "c")):
+            boxes += [box(x, y, x + 300, y + 30, f"index {column}{n}")]
+    lines = [line for line in page_text(boxes).splitlines() if line]
+    assert lines == [
+        "Change History",
+        *(f"history left {n}" for n in range(6)),
+        *(f"history right {n}" for n in range(6)),
+        "Index: numbers in italic refer to the page of the entry",
+        *(f"index {column}{n}" for column in "abc" for n in range(6)),
+    ]
+
+
+def test_a_long_listing_of_mostly_short_lines_is_still_two_columns() -> None:
+    # Two columns of a code listing: most lines are a lone `%` or `}`, a quarter are long.
+    boxes = []
+    for n in range(24):
+        y = 30 * n
+        width = 440 if n % 4 == 0 else 30
+        boxes += [
+            box(10, y, 10 + width, y + 24, f"L{n}"),
+            box(520, y, 520 + width, y + 24, f"R{n}"),
+        ]
+    lines = [line for line in page_text(boxes).splitlines() if line]
+    assert lines == [f"L{n}" for n in range(24)] + [f"R{n}" for n in range(24)]
+
+
 def test_a_table_of_short_cells_is_read_row_by_row() -> None:
     rows = []
     for n in range(6):

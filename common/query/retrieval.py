@@ -1,7 +1,9 @@
 """Hybrid retrieval over one project's chunks: cosine neighbours + full text, fused.
 
 Two round trips: the first sets this transaction's HNSW knobs and reads the project's size and
-the question's terms with their idf; the second runs both arms and the fusion in ONE statement:
+the question's terms with their idf (with a filter: the matching documents' chunks, and their
+ids kept in the transaction for the second); the second runs both arms and the fusion in ONE
+statement:
 
 * vector arm: `ORDER BY embedding <=> q LIMIT n` filtered by project (and documents). A project
   of up to `exact_max_chunks` chunks is ranked exactly (an ORDER BY the index cannot serve: the

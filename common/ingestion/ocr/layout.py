@@ -1,11 +1,14 @@
-"""Recognised text boxes to page text in reading order: lines, paragraphs and two columns.
+"""Recognised text boxes to page text in reading order: lines, paragraphs and columns.
 
 An OCR engine finds boxes of text (a line or part of one), not lines: boxes that overlap
 vertically are one line, read left to right; a vertical gap wider than a line's height starts a
-paragraph (a blank line, so chunking keeps paragraphs together). A page whose boxes fall on both
-sides of an empty vertical gutter, with full lines on each side, is read as two columns, left
-then right, between the boxes spanning both (titles, footers); a table of short cells is not
-mistaken for columns, since its cells do not fill their side.
+paragraph (a blank line, so chunking keeps paragraphs together). Columns are found per band: the
+page is cut at its wide lines (titles, full-width paragraphs, footers), and a band whose boxes
+fall on both sides of an empty vertical gutter, with full lines on each side, is read column by
+column, left then right, each side split again when it holds columns of its own (an index in
+three columns under a change history in two). A table of short cells is not mistaken for
+columns, since its cells do not fill their side; a long listing whose lines are mostly short
+(`%%%` comment lines) is, since its longer lines do.
 """
 
 from __future__ import annotations
@@ -18,9 +21,15 @@ from dataclasses import dataclass
 LINE_OVERLAP = 0.5
 # A gap between lines wider than this many line heights starts a paragraph.
 PARAGRAPH_GAP = 0.9
-# Two columns need at least this many lines on each side, filling this share of their side.
+# Two columns need at least this many lines on each side, most of them filling this share of
+# their side; in a column of at least COLUMN_LONG lines, the longest quarter filling it is enough.
 COLUMN_MIN_BOXES = 5
 COLUMN_FILL = 0.5
+COLUMN_LONG = 20
+# A box at least this share of the text's width is a wide line: bands are cut at them.
+WIDE_LINE = 0.6
+# Columns within columns, at most this deep.
+MAX_COLUMN_DEPTH = 3
 # At most this share of the boxes may cross the gutter (titles, footers, stray merges).
 COLUMN_MAX_SPANNING = 0.15
 _GUTTER_BINS = 200
@@ -55,34 +64,50 @@ def page_text(boxes: Sequence[Box]) -> str:
 
 
 def _reading_blocks(boxes: list[Box]) -> list[list[Box]]:
-    """One block for a single-column page; for two columns, runs of full-width boxes and, between
-    them, the left column then the right one."""
-    gutter = _gutter(boxes)
-    if gutter is None:
-        return [boxes]
+    """Blocks in reading order: top to bottom, bands cut at wide lines; a band in columns gives
+    one block per column (left to right), the text between them stays one block."""
+    start, end = min(b.x0 for b in boxes), max(b.x1 for b in boxes)
     blocks: list[list[Box]] = []
-    spanning: list[Box] = []
-    left: list[Box] = []
-    right: list[Box] = []
+    plain: list[Box] = []  # single-column text since the last band in columns
+    band: list[Box] = []
 
-    def flush_columns() -> None:
-        blocks.extend(side for side in (left[:], right[:]) if side)
-        left.clear()
-        right.clear()
+    def close_band() -> None:
+        columns = _columns(band[:], depth=1)
+        if len(columns) > 1:
+            if plain:
+                blocks.append(plain[:])
+                plain.clear()
+            blocks.extend(columns)
+        else:
+            plain.extend(band)
+        band.clear()
 
     for box in sorted(boxes, key=lambda b: b.middle):
-        if box.x0 < gutter < box.x1:
-            flush_columns()
-            spanning.append(box)
-            continue
-        if spanning:
-            blocks.append(spanning[:])
-            spanning.clear()
-        (left if box.x1 <= gutter else right).append(box)
-    flush_columns()
-    if spanning:
-        blocks.append(spanning)
+        if box.x1 - box.x0 >= WIDE_LINE * (end - start):
+            close_band()
+            plain.append(box)
+        else:
+            band.append(box)
+    close_band()
+    if plain:
+        blocks.append(plain)
     return blocks
+
+
+def _columns(boxes: list[Box], depth: int) -> list[list[Box]]:
+    """The band as it is, or its columns left to right (each split again if it can be), then
+    the few boxes that cross the gutter."""
+    gutter = _gutter(boxes) if depth <= MAX_COLUMN_DEPTH and boxes else None
+    if gutter is None:
+        return [boxes]
+    left = [b for b in boxes if b.x1 <= gutter]
+    right = [b for b in boxes if b.x0 >= gutter]
+    crossing = [b for b in boxes if b.x0 < gutter < b.x1]
+    return [
+        *_columns(left, depth + 1),
+        *_columns(right, depth + 1),
+        *([crossing] if crossing else []),
+    ]
 
 
 def _gutter(boxes: list[Box]) -> float | None:
@@ -117,13 +142,17 @@ def _gutter(boxes: list[Box]) -> float | None:
 
 def _full_column(boxes: list[Box], side: float) -> bool:
     """Enough lines, most of them nearly as wide as their side of the gutter: lines of text,
-    not the cells of a table. Measured by line, not by box: the engine cuts a line at wide
-    spaces (a code listing's `%%%  text` is two boxes), so boxes alone look like cells."""
+    not the cells of a table; in a long column, its longest quarter (a listing of mostly short
+    comment lines). Measured by line, not by box: the engine cuts a line at wide spaces (a code
+    listing's `%%%  text` is two boxes), so boxes alone look like cells."""
     lines = _lines(boxes)
     if len(lines) < COLUMN_MIN_BOXES:
         return False
-    extents = [max(b.x1 for b in line) - min(b.x0 for b in line) for line in lines]
-    return statistics.median(extents) >= COLUMN_FILL * side
+    extents = sorted(max(b.x1 for b in line) - min(b.x0 for b in line) for line in lines)
+    if statistics.median(extents) >= COLUMN_FILL * side:
+        return True
+    longer_quarter = extents[min(len(extents) - 1, len(extents) * 3 // 4)]
+    return len(lines) >= COLUMN_LONG and longer_quarter >= COLUMN_FILL * side
 
 
 def _lines(boxes: list[Box]) -> list[list[Box]]:
