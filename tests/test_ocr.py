@@ -29,7 +29,7 @@ from common.ingestion.locations import with_locations
 from common.ingestion.ocr import get_ocr_engine
 from common.ingestion.ocr.gemini import MAX_IMAGE_BYTES, GeminiOcr, encode_page
 from common.ingestion.ocr.layout import Box, page_text
-from common.ingestion.ocr.local import LocalOcr, _upright_turn
+from common.ingestion.ocr.local import LocalOcr, _upright_turn, latin_punctuation
 from common.localstack.vertex_images import MAX_INLINE_IMAGE_BYTES
 from common.localstack.vertex_standin import ModelStandin
 from common.platform.config import ParserProvider, Settings
@@ -491,3 +491,8 @@ def test_image_and_scanned_pdf_become_ready_with_their_text_cited_as_ocr(
     pdf_chunks = chunks_of(pdf_document.id)
     clause = [chunk for chunk in pdf_chunks if "lessee" in chunk.content]
     assert clause and clause[-1].location in ("page 2 (OCR)", "pages 1-2 (OCR)")
+
+
+def test_cjk_punctuation_in_a_latin_line_is_written_in_its_latin_form() -> None:
+    assert latin_punctuation("skip=〈amount〉 and （a）：ﬁne") == "skip=⟨amount⟩ and (a):fine"
+    assert latin_punctuation("价格〈含税〉（元）") == "价格〈含税〉（元）"  # Chinese keeps its own
