@@ -378,9 +378,9 @@ variable "ingest_timeout_seconds" {
 }
 
 variable "chunk_embed_memory" {
-  description = "Memory of each chunk-embed instance (PDF extraction of large files)."
+  description = "Memory of each chunk-embed instance: OCR of scans and PDF extraction of large files (bench/formats.py peaked at 2 GiB on scanned PDFs with the local models; one vCPU takes up to 4Gi)."
   type        = string
-  default     = "2Gi"
+  default     = "4Gi"
 }
 
 variable "chunk_embed_max_instances" {
