@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench.query import server_timing
+from common.query.api.context import parse_server_timing
 
 QUESTION_WORDS = 10
 TOP_K = 5
@@ -121,7 +121,7 @@ def _ask(http: httpx.Client, url: str, question: Question) -> Asked:
         return Asked(sent, ms, response.status_code, response.text[:300], False, 0, {})
     citations = response.json().get("citations") or []
     found = any(c.get("title") == question.title for c in citations)
-    timing = server_timing(response.headers.get("server-timing", ""))
+    timing = parse_server_timing(response.headers.get("server-timing", ""))
     return Asked(sent, ms, 200, None, found, len(citations), timing)
 
 

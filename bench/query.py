@@ -40,6 +40,7 @@ import numpy as np
 from sqlalchemy import text
 
 from bench.query_data import Corpus, Project, load, restore, sample_vectors, save
+from common.query.api.context import parse_server_timing
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -235,16 +236,6 @@ def sql_figures(classes: dict[str, list[Project]], corpus: Corpus, queries: int)
 
 
 # --- HTTP level -------------------------------------------------------------------------------
-def server_timing(header: str) -> dict[str, float]:
-    """Phase -> milliseconds from a Server-Timing header (`embed;dur=12.3, sql;dur=4.5`)."""
-    phases = {}
-    for part in header.split(","):
-        name, _, duration = part.strip().partition(";dur=")
-        if duration:
-            phases[name] = float(duration)
-    return phases
-
-
 def http_figures(
     url: str, corpus: Corpus, projects: list[Project], concurrency: int, count: int
 ) -> dict[str, float]:
@@ -268,7 +259,7 @@ def http_figures(
             latencies.append((time.perf_counter() - started) * 1000)
             if response.status_code != 200:
                 raise RuntimeError(f"query failed: {response.status_code} {response.text}")
-            phases.append(server_timing(response.headers["server-timing"]))
+            phases.append(parse_server_timing(response.headers["server-timing"]))
 
         started = time.perf_counter()
         with ThreadPoolExecutor(concurrency) as pool:

@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from bench.query import server_timing
+from common.query.api.context import parse_server_timing
 
 QUESTIONS = [
     "How often is the hinge pin of the rover replaced?",
@@ -61,7 +61,7 @@ def measure(
             )
             elapsed = (time.perf_counter() - start) * 1000
             response.raise_for_status()
-            phases = server_timing(response.headers.get("server-timing", ""))
+            phases = parse_server_timing(response.headers.get("server-timing", ""))
             samples[name]["total"].append(elapsed)
             samples[name]["sql"].append(phases.get("sql", 0.0))
             samples[name]["rerank"].append(phases.get("rerank", 0.0))

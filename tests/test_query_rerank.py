@@ -17,7 +17,6 @@ from typing import Any
 import httpx
 import pytest
 
-from bench.query import server_timing
 from common.inference.rerankers.vertex_rank import (
     MAX_RECORDS_PER_REQUEST,
     VertexRanker,
@@ -26,6 +25,7 @@ from common.inference.rerankers.vertex_rank import (
 )
 from common.inference.reranking import RerankRecord, build_reranker
 from common.platform.config import RerankProvider
+from common.query.api.context import parse_server_timing
 from tests.fixtures.factories import make_tenant
 from tests.fixtures.model_standins import ModelStandin, start_model_standin
 from tests.fixtures.query import Corpus, insert_document, serve_query, wait_for_log
@@ -89,7 +89,7 @@ def retrieve(served: Served, corpus: Corpus, **body: object) -> tuple[dict[str, 
     the phase under test, not the embedding and SQL around it that a loaded machine stretches."""
     response = served.ask(corpus.tenant.project_id, corpus.tenant.api_key, mode="retrieve", **body)
     assert response.status_code == 200, response.text
-    reranking = server_timing(response.headers["server-timing"]).get("rerank", 0.0) / 1000
+    reranking = parse_server_timing(response.headers["server-timing"]).get("rerank", 0.0) / 1000
     return response.json(), reranking
 
 

@@ -63,3 +63,14 @@ class RequestContext:
         phases = dict(self.timings.phases)
         phases["total"] = (self.timings.elapsed_ms()) * 1.0
         return ", ".join(f"{name};dur={value:.1f}" for name, value in phases.items())
+
+
+def parse_server_timing(header: str) -> dict[str, float]:
+    """Phase -> milliseconds from a Server-Timing header as `server_timing` writes it
+    (`embed;dur=12.3, sql;dur=4.5`): what benches and tests read of the server's own phases."""
+    phases = {}
+    for part in header.split(","):
+        name, _, duration = part.strip().partition(";dur=")
+        if duration:
+            phases[name] = float(duration)
+    return phases
