@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from common.inference.embeddings import get_embedder
 from common.platform.attributes import AttributeValue, CachedRegistry, known_types
@@ -236,6 +237,17 @@ def test_filtered_search_is_the_true_top_k_of_the_matching_chunks(database_url: 
     graph = _ranked(tenant, question, document_filter=compiled, exact_max_chunks=0)
     assert exact == by_ids and len(exact) == 10
     assert graph == exact
+    # With document_ids too: the documents both name (named documents outside the filter drop).
+    with transaction() as session:
+        everyone = [row[0] for row in session.execute(
+            text("SELECT id FROM documents WHERE project_id = :p"), {"p": tenant.project_id}
+        )]  # fmt: skip
+    some = ids[:4] + [i for i in everyone if i not in ids][:4]
+    for limit in (1000, 0):
+        both = _ranked(
+            tenant, question, document_ids=some, document_filter=compiled, exact_max_chunks=limit
+        )
+        assert both == _ranked(tenant, question, document_ids=ids[:4]) and both
     nothing = compile_filter(_leaf("equals", "team", "omega"), known)
     assert _ranked(tenant, question, document_filter=nothing) == []
 
