@@ -201,6 +201,15 @@ def test_a_long_listing_of_mostly_short_lines_is_still_two_columns() -> None:
     assert lines == [f"L{n}" for n in range(24)] + [f"R{n}" for n in range(24)]
 
 
+def test_a_table_of_a_narrow_and_a_wide_column_is_read_row_by_row() -> None:
+    # Its cells fill their columns, but text columns are never a third and two thirds.
+    rows = []
+    for n in range(8):
+        rows += [box(10, 40 * n, 290, 40 * n + 30, f"option{n}")]
+        rows += [box(330, 40 * n, 990, 40 * n + 30, f"what option {n} does")]
+    assert page_text(rows).splitlines() == [f"option{n} what option {n} does" for n in range(8)]
+
+
 def test_a_table_of_short_cells_is_read_row_by_row() -> None:
     rows = []
     for n in range(6):

@@ -6,9 +6,9 @@ paragraph (a blank line, so chunking keeps paragraphs together). Columns are fou
 page is cut at its wide lines (titles, full-width paragraphs, footers), and a band whose boxes
 fall on both sides of an empty vertical gutter, with full lines on each side, is read column by
 column, left then right, each side split again when it holds columns of its own (an index in
-three columns under a change history in two). A table of short cells is not mistaken for
-columns, since its cells do not fill their side; a long listing whose lines are mostly short
-(`%%%` comment lines) is, since its longer lines do.
+three columns under a change history in two). A table is not mistaken for columns: its short
+cells do not fill their side, and its columns differ in width where text columns are equal; a
+long listing whose lines are mostly short (`%%%` comment lines) is, since its longer lines do.
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ COLUMN_LONG = 20
 WIDE_LINE = 0.6
 # Columns within columns, at most this deep.
 MAX_COLUMN_DEPTH = 3
+# Columns of text are this close in width (the narrowest over the widest); a table's are not.
+COLUMN_EQUAL_WIDTHS = 0.8
 # At most this share of the boxes may cross the gutter (titles, footers, stray merges).
 COLUMN_MAX_SPANNING = 0.15
 _GUTTER_BINS = 200
@@ -97,17 +99,24 @@ def _reading_blocks(boxes: list[Box]) -> list[list[Box]]:
 def _columns(boxes: list[Box], depth: int) -> list[list[Box]]:
     """The band as it is, or its columns left to right (each split again if it can be), then
     the few boxes that cross the gutter."""
+    return _split(boxes, depth)[0]
+
+
+def _split(boxes: list[Box], depth: int) -> tuple[list[list[Box]], list[float]]:
+    """`_columns` and the widths of the columns it found. Columns of text are set on a grid of
+    equal widths, a table's columns follow their content: a split into columns of unequal
+    widths (a narrow option column beside a wide comment column) is a table, read row by row."""
+    whole = ([boxes], [max(b.x1 for b in boxes) - min(b.x0 for b in boxes)] if boxes else [0.0])
     gutter = _gutter(boxes) if depth <= MAX_COLUMN_DEPTH and boxes else None
     if gutter is None:
-        return [boxes]
-    left = [b for b in boxes if b.x1 <= gutter]
-    right = [b for b in boxes if b.x0 >= gutter]
+        return whole
+    left, left_widths = _split([b for b in boxes if b.x1 <= gutter], depth + 1)
+    right, right_widths = _split([b for b in boxes if b.x0 >= gutter], depth + 1)
+    widths = left_widths + right_widths
+    if min(widths) < COLUMN_EQUAL_WIDTHS * max(widths):
+        return whole
     crossing = [b for b in boxes if b.x0 < gutter < b.x1]
-    return [
-        *_columns(left, depth + 1),
-        *_columns(right, depth + 1),
-        *([crossing] if crossing else []),
-    ]
+    return [*left, *right, *([crossing] if crossing else [])], widths
 
 
 def _gutter(boxes: list[Box]) -> float | None:
