@@ -206,7 +206,7 @@ def test_a_table_of_a_narrow_and_a_wide_column_is_read_row_by_row() -> None:
     rows = []
     for n in range(8):
         rows += [box(10, 40 * n, 290, 40 * n + 30, f"option{n}")]
-        rows += [box(330, 40 * n, 990, 40 * n + 30, f"what option {n} does")]
+        rows += [box(330, 40 * n, 790, 40 * n + 30, f"what option {n} does")]
     assert page_text(rows).splitlines() == [f"option{n} what option {n} does" for n in range(8)]
 
 
