@@ -19,7 +19,7 @@ from common.platform.db import transaction
 from common.platform.errors import ApiError
 from common.query import documents, retrieval
 from common.query.filters import compile_filter, parse_filter_text
-from common.query.retrieval import matching_documents, search
+from common.query.retrieval import RetrievedChunk, matching_documents, search
 from tests.fixtures.factories import Tenant, make_tenant
 from tests.fixtures.query import insert_document
 
@@ -127,20 +127,16 @@ def test_each_operator_matches_exactly_the_documents_it_names(
 
 def _searched(tenant: Tenant, raw: object, arms: str, exact_max_chunks: int) -> set[str]:
     """The titles of every chunk a filtered search returns (each document has one)."""
-    question = "harbour crane tonnes"
     with transaction() as session:
         compiled = compile_filter(raw, CachedRegistry(session, tenant.project_id))
-        chunks = search(
-            session,
-            project_id=tenant.project_id,
-            query_vector=get_embedder().embed_query(question),
-            question=question,
-            top_k=20,
-            ef_search=get_settings().hnsw_ef_search,
-            exact_max_chunks=exact_max_chunks,
-            document_filter=compiled,
-            arms=arms,
-        )
+    chunks = _search(
+        tenant,
+        "harbour crane tonnes",
+        top_k=20,
+        exact_max_chunks=exact_max_chunks,
+        document_filter=compiled,
+        arms=arms,
+    )
     return {chunk.title for chunk in chunks}
 
 
@@ -197,18 +193,21 @@ def test_deep_wide_and_malformed_filters_are_bounded(filtered: Tenant) -> None:
         parse_filter_text("{oops")
 
 
-def _ranked(tenant: Tenant, question: str, **kwargs: Any) -> list[uuid.UUID]:
+def _search(tenant: Tenant, question: str, top_k: int = 10, **kwargs: Any) -> list[RetrievedChunk]:
     with transaction() as session:
-        chunks = search(
+        return search(
             session,
             project_id=tenant.project_id,
             query_vector=get_embedder().embed_query(question),
             question=question,
-            top_k=10,
+            top_k=top_k,
             ef_search=get_settings().hnsw_ef_search,
             **kwargs,
         )
-    return [chunk.chunk_id for chunk in chunks]
+
+
+def _ranked(tenant: Tenant, question: str, **kwargs: Any) -> list[uuid.UUID]:
+    return [chunk.chunk_id for chunk in _search(tenant, question, **kwargs)]
 
 
 def test_filtered_search_is_the_true_top_k_of_the_matching_chunks(database_url: str) -> None:
