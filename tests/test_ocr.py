@@ -29,7 +29,8 @@ from common.ingestion.locations import with_locations
 from common.ingestion.ocr import get_ocr_engine
 from common.ingestion.ocr.gemini import MAX_IMAGE_BYTES, GeminiOcr, encode_page
 from common.ingestion.ocr.layout import Box, page_text
-from common.ingestion.ocr.local import LocalOcr, _upright_turn, latin_punctuation
+from common.ingestion.ocr.local import LocalOcr, _upright_turn
+from common.ingestion.ocr.typography import latin_typography
 from common.localstack.vertex_images import MAX_INLINE_IMAGE_BYTES
 from common.localstack.vertex_standin import ModelStandin
 from common.platform.config import ParserProvider, Settings
@@ -503,5 +504,30 @@ def test_image_and_scanned_pdf_become_ready_with_their_text_cited_as_ocr(
 
 
 def test_cjk_punctuation_in_a_latin_line_is_written_in_its_latin_form() -> None:
-    assert latin_punctuation("skip=〈amount〉 and （a）：ﬁne") == "skip=⟨amount⟩ and (a):fine"
-    assert latin_punctuation("价格〈含税〉（元）") == "价格〈含税〉（元）"  # Chinese keeps its own
+    assert latin_typography("skip=〈amount〉 and （a）：ﬁne") == "skip=⟨amount⟩ and (a):fine"
+    assert latin_typography("价格〈含税〉（元）") == "价格〈含税〉（元）"  # Chinese keeps its own
+
+
+def test_straight_quotes_read_from_typeset_text_are_set_curly_by_their_neighbours() -> None:
+    assert latin_typography("a 'line' isn't \"rule\"") == "a ‘line’ isn’t “rule”"
+    assert (
+        latin_typography("'Quoted' (\"inner\") teams' rules") == "‘Quoted’ (“inner”) teams’ rules"
+    )
+    # Chinese text keeps the quotes as read.
+    assert latin_typography('他说"好"') == '他说"好"'
+
+
+def test_an_angle_pair_read_half_as_parentheses_is_an_angle_pair() -> None:
+    assert latin_typography(r"\toprule[(wd⟩] \midrule[⟨wd>] \cmidrule((trim〉)") == (
+        r"\toprule[⟨wd⟩] \midrule[⟨wd⟩] \cmidrule(⟨trim⟩)"
+    )
+    # Parentheses and comparisons with no angle bracket in them stay as read.
+    assert latin_typography("f(x) where a < b and c > d") == "f(x) where a < b and c > d"
+
+
+def test_a_zero_read_in_a_run_of_capitals_is_the_letter_o() -> None:
+    assert latin_typography(r"\ES0@HookIBG and \ifES0@dvips") == r"\ESO@HookIBG and \ifESO@dvips"
+    # Numbers stay numbers: a zero before a digit, a decimal point, or not after two capitals.
+    assert latin_typography("ISO 9001, AB01 v1.0 A0 paper 10pt X10.5") == (
+        "ISO 9001, AB01 v1.0 A0 paper 10pt X10.5"
+    )

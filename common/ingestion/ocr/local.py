@@ -15,13 +15,13 @@ import logging
 import math
 import os
 import threading
-import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from common.ingestion.ocr.layout import Box, page_text
+from common.ingestion.ocr.typography import latin_typography
 
 if TYPE_CHECKING:
     from PIL.Image import Image
@@ -162,33 +162,8 @@ def _boxes(result: Any) -> list[Box]:
     for corners, text in zip(result.boxes, result.txts, strict=True):
         xs = [float(point[0]) for point in corners]
         ys = [float(point[1]) for point in corners]
-        boxes.append(Box(min(xs), min(ys), max(xs), max(ys), latin_punctuation(str(text))))
+        boxes.append(Box(min(xs), min(ys), max(xs), max(ys), latin_typography(str(text))))
     return boxes
-
-
-# The recognition model reads Chinese and English: in a line without Chinese it still writes
-# the CJK forms of some punctuation (the same glyphs): angle brackets, fullwidth forms.
-_CJK_ANGLES = str.maketrans({"\u3008": "\u27e8", "\u3009": "\u27e9"})
-
-
-def latin_punctuation(text: str) -> str:
-    """`text` with the CJK forms of punctuation as their Latin ones, unless it holds Chinese
-    (or other CJK) text, where they belong."""
-    if any(_is_cjk(char) for char in text):
-        return text
-    return unicodedata.normalize("NFKC", text.translate(_CJK_ANGLES))
-
-
-def _is_cjk(char: str) -> bool:
-    point = ord(char)
-    return (
-        0x3040 <= point <= 0x30FF  # kana
-        or 0x3400 <= point <= 0x4DBF
-        or 0x4E00 <= point <= 0x9FFF  # ideographs
-        or 0xAC00 <= point <= 0xD7AF  # hangul
-        or 0xF900 <= point <= 0xFAFF
-        or 0x20000 <= point <= 0x2FA1F
-    )
 
 
 def _upright_turn(corners: Any, orientations: Sequence[tuple[str, float]]) -> int:
