@@ -527,7 +527,7 @@ def test_an_angle_pair_read_half_as_parentheses_is_an_angle_pair() -> None:
 
 def test_a_zero_read_in_a_run_of_capitals_is_the_letter_o() -> None:
     assert latin_typography(r"\ES0@HookIBG and \ifES0@dvips") == r"\ESO@HookIBG and \ifESO@dvips"
-    # Numbers stay numbers: a zero before a digit, a decimal point, or not after two capitals.
-    assert latin_typography("ISO 9001, AB01 v1.0 A0 paper 10pt X10.5") == (
-        "ISO 9001, AB01 v1.0 A0 paper 10pt X10.5"
+    # Numbers stay numbers: a zero ending a name, before a digit, or not after two capitals.
+    assert latin_typography("ISO 9001, AB01 v1.0 A0 paper 10pt X10.5 UART0 GPIO0.") == (
+        "ISO 9001, AB01 v1.0 A0 paper 10pt X10.5 UART0 GPIO0."
     )

@@ -7,8 +7,9 @@ The PP-OCR model rapidocr ships reads Chinese and English. In a line of Latin te
   typesetter's "smart quotes" decide it;
 - reads one bracket of a pair ⟨name⟩ as a parenthesis or a "greater than" sign; a pair with one
   unmistakable angle bracket is an angle pair;
-- reads "O" as "0" after capitals (`\\ES0@Hook` for `\\ESO@Hook`): a zero ends no run of
-  capitals unless a number follows.
+- reads "O" as "0" after capitals (`\\ES0@Hook` for `\\ESO@Hook`): a zero between two capitals
+  and a letter (or `@`, `_`) inside one name is the letter; at a name's end it is a number
+  (`UART0`).
 So a scanned page reads like the text layer of the same page (bench/formats.py measures it).
 Lines holding CJK text keep every form as read: there they belong. A scan whose original
 sets straight quotes (a code listing) gets curly ones: the cost of the rule.
@@ -26,7 +27,7 @@ _OPEN_SINGLE = re.compile(_OPENING + "'")
 _OPEN_DOUBLE = re.compile(_OPENING + '"')
 # The shortest bracketed span without brackets inside, on one line.
 _BRACKET_PAIR = re.compile(r"([(⟨<])([^()⟨⟩<>\n]{1,40}?)([)⟩>])")
-_ZERO_AFTER_CAPITALS = re.compile(r"(?<=[A-Z]{2})0(?![0-9.,])")
+_ZERO_AFTER_CAPITALS = re.compile(r"(?<=[A-Z]{2})0(?=[A-Za-z@_])")
 
 
 def latin_typography(text: str) -> str:
