@@ -43,6 +43,14 @@ def test_records_become_table_rows_under_the_header() -> None:
     assert doc.notices == []
 
 
+def test_an_export_of_two_tables_gives_each_its_own_header() -> None:
+    data = b"Item,Price\nWidget,$4.50\n\nWarehouse,City\nW1,Oslo\n\nW2,Bergen\n"
+    assert extract(data).text == (
+        "| Item | Price |\n| Widget | $4.50 |\n\n| Warehouse | City |\n| W1 | Oslo |\n"
+        "| W2 | Bergen |"
+    )
+
+
 def test_rows_are_numbered_as_a_spreadsheet_opening_the_file_numbers_them() -> None:
     data = b"\nName,Team\n\nAnn,Red,,\n   ,  \nBo,Blue\n"
     doc = extract(data)

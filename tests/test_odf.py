@@ -235,6 +235,21 @@ def test_each_sheet_is_a_named_page_of_rows_cited_by_the_sheets_own_numbers() ->
     assert [(h.level, h.title) for h in doc.headings] == [(1, "Budget"), (1, "Staff")]
 
 
+def test_tables_stacked_in_one_ods_sheet_each_name_their_own_columns() -> None:
+    sheet: list[list[str | None] | int] = [
+        ["Region", "Revenue"],
+        ["North", "$1,200"],
+        1,  # an empty row
+        ["Team", "Lead"],
+        ["Ops", "Ada"],
+    ]
+    doc = extract(make_ods({"Sales": sheet}), ODS)
+    assert page_texts(doc) == [
+        "Sales\n\n| Region | Revenue |\n| North | $1,200 |\n\n| Team | Lead |\n| Ops | Ada |"
+    ]
+    assert [row.number for row in doc.rows] == [2, 5]
+
+
 def test_sheet_chunks_repeat_the_header_and_cite_sheet_and_rows() -> None:
     rows = [["Part", "Stock"], *([f"P-{n}", f"{n * 3} units"] for n in range(1, 41))]
     doc = extract_text(

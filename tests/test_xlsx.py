@@ -132,6 +132,28 @@ def test_title_rows_above_the_header_are_lines_and_single_columns_have_a_header(
     assert [row.number for row in doc.rows] == [1, 3, 5, 2, 3]
 
 
+def test_tables_stacked_in_one_sheet_each_name_their_own_columns() -> None:
+    sheet = [
+        ["Region", "Revenue"],
+        ["North", 1200],
+        ["South", 900],
+        [],
+        ["Orders by customer"],
+        ["Customer", "Order", "Shipped"],
+        ["Acme", "A-17", dt.datetime(2024, 3, 5)],
+        [],
+        ["Total", 2100],  # after a gap, a row with a number continues the table
+    ]
+    doc = extract(make_xlsx({"Sales": sheet}, formats={("Sales", "C7"): "yyyy-mm-dd"}))
+    assert page_text(doc, 1) == (
+        "Sales\n\n| Region | Revenue |\n| North | 1200 |\n| South | 900 |\n\n"
+        "Orders by customer\n\n| Customer | Order | Shipped |\n| Acme | A-17 | 2024-03-05 |\n"
+        "| Total | 2100 |"
+    )
+    # the second header is no data row; the title line keeps its row number
+    assert [row.number for row in doc.rows] == [2, 3, 5, 7, 9]
+
+
 def test_leading_empty_columns_and_trailing_empty_cells_are_dropped() -> None:
     def edit(workbook: Workbook) -> None:
         sheet = workbook["S"]

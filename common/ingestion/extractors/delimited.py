@@ -1,11 +1,13 @@
 """CSV and TSV files with the stdlib csv module: one page of Markdown table rows.
 
 The first non-empty record is the header, repeated in every table block so a chunk names its
-columns. Rows are numbered as a spreadsheet opening the file numbers them (every record counts,
-blank lines too, the first is row 1), which is also the line number unless a quoted cell spans
-lines. A CSV file's delimiter is whichever of comma, semicolon (European exports), tab and pipe
-splits the first lines into the most consistent number of fields (csv.Sniffer guesses wrongly
-on short files); a TSV file's is the tab. Quoting follows Excel (double quotes, doubled inside).
+columns; an export of several tables, one under another, gives each its own (see
+`PageBuilder.table`'s `stacked`). Rows are numbered as a spreadsheet opening the file numbers
+them (every record counts, blank lines too, the first is row 1), which is also the line number
+unless a quoted cell spans lines. A CSV file's delimiter is whichever of comma, semicolon
+(European exports), tab and pipe splits the first lines into the most consistent number of
+fields (csv.Sniffer guesses wrongly on short files); a TSV file's is the tab. Quoting follows
+Excel (double quotes, doubled inside).
 
 Lines are fed to the parser one at a time from the decoded text and rows go straight into the
 page, so nothing but the text and the page is held; past `max_rows` reading stops and a notice
@@ -118,7 +120,7 @@ def _read(
     builder = PageBuilder()
     header = next(rows, None)
     if header is not None:
-        builder.table(header[1], rows, options)
+        builder.table(header[1], rows, options, stacked=True)
     return builder, lines.left
 
 

@@ -14,7 +14,8 @@ left out.
 - Presentation (.odp): a page per slide; the title shape as heading, then every other frame and
   shape in document order (tables as Markdown rows), then the speaker notes after "Notes:".
 - Spreadsheet (.ods): a page per sheet named by it (its name also the heading), rows as Markdown
-  table rows with the first non-empty row as header, cited by the sheet's own row numbers. Cells
+  table rows with the first non-empty row as header (tables stacked in one sheet each with
+  their own), cited by the sheet's own row numbers. Cells
   read as displayed (ODF stores the formatted string, "$1,599.99"). Repeated rows and columns
   (`number-rows-repeated`) are counted, not expanded, when empty: a sheet padded to a million
   empty rows costs one element. Rows past `max_rows` per document are skipped with a notice.

@@ -306,7 +306,7 @@ class OdfReader:
         builder = PageBuilder()
         if header is not None:
             builder.heading(1, name or "")
-            builder.table(header[1], _padded(rows, len(header[1])), self.options)
+            builder.table(header[1], _padded(rows, len(header[1])), self.options, stacked=True)
         for _ in rows:  # drain to the sheet's end (nothing left when the table took them all)
             pass
         if shapes.parts:

@@ -10,7 +10,9 @@ hidden sheets are read, since lookup tables and notes often live there and their
 file all the same.
 
 The header is the first row with two or more values; up to five one-value rows above it (a
-title, a note) are kept as lines of their own. A sheet whose first rows all have one value (a
+title, a note) are kept as lines of their own. Tables stacked in one sheet (after empty rows, a
+row of labels where the table above holds numbers) each get their own header
+(`PageBuilder.table`'s `stacked`). A sheet whose first rows all have one value (a
 single column) takes its first row as the header. Leading columns the sheet's dimension says are
 empty and trailing empty cells are dropped. Read-only mode does not see merged ranges: a merged
 value appears once, in its top-left cell, which is what a reader of the row sees.
@@ -186,7 +188,7 @@ class _Reader:
             header, data = lead[0][1], chain(lead[1:], rows)
         elif lead:
             builder.lines((number, " ".join(cells).strip()) for number, cells in lead)
-        builder.table(header, data, self.options)
+        builder.table(header, data, self.options, stacked=True)
         return True
 
     def _rows(self, sheet: Any, name: str) -> Iterator[tuple[int, list[str]]]:
