@@ -125,7 +125,10 @@ class PageBuilder:
 
         def add(number: int, cells: Sequence[str]) -> None:
             nonlocal block, numbers, written, in_table
-            quantities.update(i for i, cell in enumerate(cells) if _QUANTITY.match(cell.strip()))
+            if stacked:
+                quantities.update(
+                    i for i, cell in enumerate(cells) if _QUANTITY.match(cell.strip())
+                )
             line = markdown_row(cells)
             if block and not options.fits_block("\n".join([head, *block, line]).strip()):
                 self._table_block(head, block, numbers)
