@@ -74,7 +74,7 @@ def _reading_blocks(boxes: list[Box]) -> list[list[Box]]:
     band: list[Box] = []
 
     def close_band() -> None:
-        columns = _columns(band[:], depth=1)
+        columns = _split(band[:], depth=1)[0]
         if len(columns) > 1:
             if plain:
                 blocks.append(plain[:])
@@ -96,16 +96,12 @@ def _reading_blocks(boxes: list[Box]) -> list[list[Box]]:
     return blocks
 
 
-def _columns(boxes: list[Box], depth: int) -> list[list[Box]]:
-    """The band as it is, or its columns left to right (each split again if it can be), then
-    the few boxes that cross the gutter."""
-    return _split(boxes, depth)[0]
-
-
 def _split(boxes: list[Box], depth: int) -> tuple[list[list[Box]], list[float]]:
-    """`_columns` and the widths of the columns it found. Columns of text are set on a grid of
-    equal widths, a table's columns follow their content: a split into columns of unequal
-    widths (a narrow option column beside a wide comment column) is a table, read row by row."""
+    """The band as it is, or its columns left to right (each split again if it can be), then
+    the few boxes that cross the gutter; with the widths of the columns found. Columns of text
+    are set on a grid of equal widths, a table's columns follow their content: a split into
+    columns of unequal widths (a narrow option column beside a wide comment column) is a table,
+    read row by row."""
     whole = ([boxes], [max(b.x1 for b in boxes) - min(b.x0 for b in boxes)] if boxes else [0.0])
     gutter = _gutter(boxes) if depth <= MAX_COLUMN_DEPTH and boxes else None
     if gutter is None:
