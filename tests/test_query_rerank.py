@@ -23,7 +23,7 @@ from common.inference.rerankers.vertex_rank import (
     estimate_tokens,
     record_token_limit,
 )
-from common.inference.reranking import RerankRecord, build_reranker
+from common.inference.reranking import DeadlineReranker, RerankRecord, build_reranker
 from common.platform.config import RerankProvider
 from common.query.api.context import parse_server_timing
 from tests.fixtures.factories import make_tenant
@@ -279,3 +279,18 @@ def test_a_refused_request_falls_back_and_is_not_raised(standin: ModelStandin) -
     assert outcome.fell_back
     assert outcome.status == "refused"
     assert "400" in outcome.detail
+
+
+def test_the_rankers_own_http_timeout_is_a_timeout(standin: ModelStandin) -> None:
+    """The HTTP client's read timeout equals the budget, so it can fire a moment before the
+    deadline does (a race the served test above once lost): reported as a timeout all the
+    same. Here the client's timeout is the shorter one, so it always fires first."""
+    settings = standin.settings(rerank_provider=RerankProvider.VERTEX, rerank_timeout_seconds=0.2)
+    reranker = DeadlineReranker(VertexRanker(settings), timeout_seconds=30.0)
+    standin.latency = 2.0
+    try:
+        outcome = reranker.rerank("q", [RerankRecord("1", "t", "c")], top_n=1)
+    finally:
+        standin.latency = 0.0
+    assert outcome.fell_back and outcome.status == "timeout", outcome
+    assert "ReadTimeout" in outcome.detail and outcome.elapsed_ms < 2000

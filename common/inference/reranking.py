@@ -17,6 +17,7 @@ every query; calls in the pause fall back at once (`backing_off`).
 from __future__ import annotations
 
 import concurrent.futures
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -106,6 +107,9 @@ class DeadlineReranker:
         except ModelRequestError as error:
             return outcome(REFUSED, detail=str(error)[:300])
         except Exception as error:
+            if _timed_out(error):
+                detail = f"no answer within {self.timeout_seconds:g} s ({type(error).__name__})"
+                return outcome(TIMEOUT, detail=detail)
             failure = classify(error)
             if failure is None:
                 return outcome(UNAVAILABLE, detail=f"{type(error).__name__}: {error}"[:300])
@@ -117,6 +121,15 @@ class DeadlineReranker:
                 return outcome(REFUSED, detail=f"HTTP {failure.status}: {failure.detail[:300]}")
             cause = f"HTTP {failure.status}" if failure.status else failure.detail
             return outcome(UNAVAILABLE, detail=cause[:300])
+
+
+def _timed_out(error: BaseException) -> bool:
+    """The ranker's own HTTP timeout (the same budget) may fire a moment before the deadline:
+    a timeout all the same, not an unavailable ranker."""
+    httpx = sys.modules.get("httpx")  # loaded by any HTTP ranker; never imported here
+    return isinstance(error, TimeoutError) or (
+        httpx is not None and isinstance(error, httpx.TimeoutException)
+    )
 
 
 _BUILD_LOCK = threading.Lock()
