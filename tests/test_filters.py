@@ -266,3 +266,43 @@ def test_a_name_registered_after_the_registry_was_cached_is_known(database_url: 
     assert "numeric" in compiled(_leaf("greaterThan", "size", 1))
     with pytest.raises(ApiError, match=r"has 'weight' \(known: colour, .*size"):
         compiled(_leaf("equals", "weight", 1))
+
+
+def test_a_narrowed_graph_walk_starts_wide_enough_for_its_share(database_url: str) -> None:
+    """ef_search grows with 1 / the share of the project's chunks a filter or document_ids
+    keep (candidates x EF_SHARE_MARGIN / share, within [the setting, 1000]), so the walk's first
+    pass finds enough of them; an unnarrowed question keeps the setting."""
+    tenant = make_tenant("ef-search")
+    for number in range(8):
+        insert_document(
+            tenant,
+            f"manual {number}",
+            [f"Manual {number}, part {part}: the valve seals." for part in range(5)],
+            attributes={"shelf": number % 4},
+        )
+    with transaction() as session:
+        known = known_types(session, tenant.project_id)
+        quarter = compile_filter(_leaf("equals", "shelf", 1), known)  # 2 of 8 documents
+        ids = matching_documents(session, tenant.project_id, quarter)
+
+    def ef_search(**narrowed: Any) -> int:
+        with transaction() as session:
+            search(
+                session,
+                project_id=tenant.project_id,
+                query_vector=get_embedder().embed_query("valve seals"),
+                question="valve seals",
+                top_k=10,  # 80 dense candidates
+                ef_search=100,
+                exact_max_chunks=0,
+                **narrowed,
+            )
+            return int(session.scalar(text("SELECT current_setting('hnsw.ef_search')")) or 0)
+
+    assert ef_search() == 100
+    assert ef_search(document_filter=quarter) == 400  # 80 x 1.25 / (10 / 40)
+    assert ef_search(document_ids=ids[:1]) == 800  # 80 x 1.25 / (5 / 40)
+    assert ef_search(document_ids=ids[:1], document_filter=quarter) == 800
+    assert ef_search(document_ids=[uuid.uuid4()]) == 1000  # nothing in scope: at most 1000
+    every = compile_filter(_leaf("exists", "shelf"), known)
+    assert ef_search(document_filter=every) == 100
