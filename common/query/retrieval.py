@@ -126,13 +126,6 @@ KEYWORD_SCAN_COST_RATIO = 6.0
 MIN_SCAN_TUPLES = 20_000
 MAX_SCAN_TUPLES_CAP = 200_000
 SCAN_TUPLES_MARGIN = 3
-# A walk narrowed to some of the project's documents (a filter, document_ids) starts with an
-# ef_search of candidates x EF_SHARE_MARGIN / (their share of the project's chunks), so its
-# first pass finds enough of them: resuming an iterative scan batch after batch cost more, and
-# its slowest questions far more (bench/query.py --filter: the 20% filter's p95 halved).
-# Within [the hnsw_ef_search setting, pgvector's maximum].
-EF_SHARE_MARGIN = 1.25
-MAX_EF_SEARCH = 1000
 
 
 @dataclass(frozen=True)
@@ -286,9 +279,8 @@ def active_space(
 ARMS = ("hybrid", "dense", "keyword")
 
 
-# Round trip 1: this transaction's HNSW knobs, the size of the documents in scope (with a filter
-# or document_ids: theirs and the whole project's), and the question's terms with their idf.
-# The keyword statement then carries its terms as bound values, so Postgres plans it
+# Round trip 1: this transaction's HNSW knobs, the project's size, and the question's terms with
+# their idf. The keyword statement then carries its terms as bound values, so Postgres plans it
 # knowing how many rows they match (a tsquery computed inside the statement is a guess of 0.5%
 # of the table, which sent small projects through a table-wide GIN scan). The scan budget grows
 # as the project's share of the table shrinks: relaxed iterative HNSW scans visit about
@@ -304,25 +296,14 @@ _PREPARE_SQL = f"""
           AND (CAST(:document_ids AS uuid[]) IS NULL
                OR d.id = ANY(CAST(:document_ids AS uuid[])))
           AND {{document_filter}}
-    ), whole AS (
-        SELECT CASE WHEN {{scoped}} THEN (
-                   SELECT coalesce(sum(chunk_count), 0) FROM documents
-                   WHERE project_id = :project_id AND status <> 'failed'
-               ) ELSE p.chunks END AS project_chunks
-        FROM project p
     ), knobs AS (
-        SELECT set_config('hnsw.ef_search', CAST(CASE
-                   WHEN p.chunks >= w.project_chunks THEN CAST(:ef_search AS int)
-                   ELSE least({MAX_EF_SEARCH}, greatest(CAST(:ef_search AS int),
-                       CAST(ceil(CAST(:dense_candidates AS float8) * {EF_SHARE_MARGIN}
-                                 * w.project_chunks / greatest(p.chunks, 1)) AS int)))
-               END AS text), true) AS ef_search,
+        SELECT set_config('hnsw.ef_search', :ef_search, true) AS ef_search,
                set_config('hnsw.iterative_scan', 'relaxed_order', true) AS iterative,
                set_config('hnsw.max_scan_tuples', CAST(CAST(least({MAX_SCAN_TUPLES_CAP},
                    greatest({MIN_SCAN_TUPLES}, ceil(CAST(:dense_candidates AS float8)
                    * {SCAN_TUPLES_MARGIN} * p.table_rows / greatest(p.chunks, 1))))
                    AS bigint) AS text), true) AS scan_tuples
-        FROM project p CROSS JOIN whole w
+        FROM project p
     ), stats AS MATERIALIZED (
         SELECT CAST(CAST(most_common_elems AS text) AS text[]) AS elems,
                most_common_elem_freqs AS freqs
@@ -360,11 +341,8 @@ _MATCHING_IDS = (
 @functools.lru_cache(maxsize=256)
 def _prepare_statement(document_filter: str | None) -> TextClause:
     """Round trip 1 for this filter (None: none), built once per process and filter shape."""
-    filtered = document_filter is not None
-    sql = (
-        _PREPARE_SQL.replace("{document_filter}", document_filter or "true")
-        .replace("{matching_ids}", _MATCHING_IDS if filtered else "")
-        .replace("{scoped}", "true" if filtered else "CAST(:document_ids AS uuid[]) IS NOT NULL")
+    sql = _PREPARE_SQL.replace("{document_filter}", document_filter or "true").replace(
+        "{matching_ids}", _MATCHING_IDS if document_filter is not None else ""
     )
     return text(" ".join(sql.split()))
 
@@ -433,7 +411,7 @@ def _prepare(
             "vector_table": vector_table,
             "project_id": project_id,
             "document_ids": _ids(document_ids),
-            "ef_search": int(ef_search),
+            "ef_search": str(int(ef_search)),
             "dense_candidates": dense_candidates,
             "question": question,
         },
