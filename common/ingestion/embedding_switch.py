@@ -7,9 +7,10 @@ write of the project's chunks fills every space it maintains (`ProjectSpaces.mai
 uploads during the switch land in both. `activate_if_complete` runs after each job of a
 switching project: once no re-embedding job is left and every ready document has its vectors
 in the pending space, the pending space becomes active and the active one *previous*, in one
-transaction under the project's row lock; queries read the active space only, so they never
-see a half-filled one. `rollback` swaps active and previous back (or cancels a running switch);
-`finish` drops the previous space's vectors (and its table once no project uses it).
+transaction under the project's row lock (which a chunk write holds shared until it commits,
+so a flip never passes one by: `jobs._finish`); queries read the active space only, so they
+never see a half-filled one. `rollback` swaps active and previous back (or cancels a running
+switch); `finish` drops the previous space's vectors (and its table once no project uses it).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -60,6 +60,10 @@ from common.platform.spaces import EmbeddingSpace, ProjectSpaces, project_spaces
 from common.platform.storage import get_blob_store
 
 logger = logging.getLogger(__name__)
+
+# Writes in a row that found the project switched to a space the chunks lack (each embeds them
+# for it first); past that, the job is retried later.
+FINISH_ATTEMPTS = 3
 
 
 class JobOutcome(StrEnum):
@@ -184,7 +188,7 @@ def _run_claimed(message: JobMessage, claim: _Claim) -> JobOutcome:
                 built = _build_chunks(message, claim, stages, lease)
                 lease.check()
                 with stages.timed("write"):
-                    written = _finish(claim, built)
+                    written = _finish(claim, built, lease)
     except LeaseLostError:
         logger.warning("attempt dropped: its job was taken over", extra=_log_ids(claim))
         return JobOutcome.SKIPPED
@@ -394,15 +398,17 @@ def _build_chunks(
     if not chunks:
         raise PermanentIngestionError("no text to index after extraction")
     lease.check()
-    inputs = [embedding_input(chunk) for chunk in chunks]
     embeddings: dict[EmbeddingSpace, np.ndarray] = {}
     with stages.timed("embed"):
         for space in claim.spaces.maintained:
-            embeddings[space] = np.asarray(
-                embedder_for_space(space, settings).embed_documents(inputs)
-            )
+            embeddings[space] = _embed(chunks, space, settings)
             lease.check()
     return _Built(chunks, embeddings, _notice(document))
+
+
+def _embed(chunks: list[Chunk], space: EmbeddingSpace, settings: Settings) -> np.ndarray:
+    inputs = [embedding_input(chunk) for chunk in chunks]
+    return np.asarray(embedder_for_space(space, settings).embed_documents(inputs))
 
 
 def extraction_options(
@@ -426,43 +432,69 @@ def _notice(document: ExtractedText) -> str | None:
     return "; ".join(document.notices)[:2000] or None
 
 
-def _finish(claim: _Claim, built: _Built) -> int | None:
+def _finish(claim: _Claim, built: _Built, lease: LeaseKeeper) -> int | None:
+    """Write the chunks in every space the project maintains now.
+
+    A switch may have started, flipped or been rolled back since the claim. The project's row,
+    held shared from before the document's (the lock order of `embedding_switch`) until the
+    write commits, keeps the spaces as read: an activation waits for this write and then sees
+    the re-embedding it queued for a pending space. The active space is never left to such a
+    job (the document would be ready but unsearchable until it ran): when a flip made it one
+    the chunks lack, they are embedded for it here, outside any transaction, and read again.
+    """
     settings = get_settings()
-    with transaction() as session:
-        locked = lock_for_write(
-            session, job_id=claim.job_id, document_id=claim.document_id, attempt=claim.attempt
+    for _ in range(FINISH_ATTEMPTS):
+        with transaction() as session:
+            spaces = project_spaces(session, claim.project_id, settings, hold=True)
+            if spaces.active in built.embeddings:
+                return _write(session, claim, built, spaces)
+        logger.info(
+            "the project switched models since the claim: embedding for its active space",
+            extra={**_log_ids(claim), "space": spaces.active.label},
         )
-        if locked is None:
-            return None
-        # The project's spaces now (a switch may have started, flipped or finished since the
-        # claim): write those embedded, and queue a re-embedding for any that came since.
-        spaces = project_spaces(session, claim.project_id, settings)
-        written = write_result(
-            session,
-            locked,
-            chunks=built.chunks,
-            embeddings={
-                space: vectors
-                for space, vectors in built.embeddings.items()
-                if space in spaces.maintained
-            },
-            model=spaces.active.model,
-            notice=built.notice,
-        )
-        for space in spaces.maintained:
-            if space not in built.embeddings:
-                queue_missing(session, claim.project_id, space)
-        return written
+        vectors = _embed(built.chunks, spaces.active, settings)
+        built = replace(built, embeddings={**built.embeddings, spaces.active: vectors})
+        lease.check()
+    raise TransientError(
+        "the project's embedding model kept changing while its chunks were written"
+    )
+
+
+def _write(session: Session, claim: _Claim, built: _Built, spaces: ProjectSpaces) -> int | None:
+    locked = lock_for_write(
+        session, job_id=claim.job_id, document_id=claim.document_id, attempt=claim.attempt
+    )
+    if locked is None:
+        return None
+    written = write_result(
+        session,
+        locked,
+        chunks=built.chunks,
+        embeddings={
+            space: vectors
+            for space, vectors in built.embeddings.items()
+            if space in spaces.maintained
+        },
+        model=spaces.active.model,
+        notice=built.notice,
+    )
+    for space in spaces.maintained:
+        if space not in built.embeddings:
+            queue_missing(session, claim.project_id, space)  # a pending or previous space
+    return written
 
 
 def _finish_reembedding(claim: _Claim, built: Reembedded) -> int | None:
     with transaction() as session:
+        # Held like `_finish`'s: a rollback cancelling the space waits for these vectors (and
+        # drops them) instead of leaving them behind in its table.
+        spaces = project_spaces(session, claim.project_id, get_settings(), hold=True)
         locked = lock_for_write(
             session, job_id=claim.job_id, document_id=claim.document_id, attempt=claim.attempt
         )
         if locked is None:
             return None
-        if built.space not in project_spaces(session, claim.project_id, get_settings()).maintained:
+        if built.space not in spaces.maintained:
             _close(session, claim, "the embedding switch was cancelled")
             return None
         try:

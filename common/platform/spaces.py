@@ -84,6 +84,7 @@ _SPACE = text("SELECT id, model, dimensions, table_name FROM embedding_spaces WH
 _PROJECT = text(
     "SELECT active_space_id, pending_space_id, previous_space_id FROM projects WHERE id = :id"
 )
+_PROJECT_HELD = text(f"{_PROJECT.text} FOR SHARE")
 
 
 def load_space(session: Session, space_id: uuid.UUID | None, settings: Settings) -> EmbeddingSpace:
@@ -94,8 +95,14 @@ def load_space(session: Session, space_id: uuid.UUID | None, settings: Settings)
     return EmbeddingSpace(row.id, row.model, int(row.dimensions), row.table_name)
 
 
-def project_spaces(session: Session, project_id: uuid.UUID, settings: Settings) -> ProjectSpaces:
-    row = session.execute(_PROJECT, {"id": project_id}).one()
+def project_spaces(
+    session: Session, project_id: uuid.UUID, settings: Settings, *, hold: bool = False
+) -> ProjectSpaces:
+    """`hold`: keep the project's row share-locked until the transaction ends, so no switch
+    starts, flips or rolls back (they take it FOR NO KEY UPDATE) while a write fills the spaces
+    read here."""
+    statement = _PROJECT_HELD if hold else _PROJECT
+    row = session.execute(statement, {"id": project_id}).one()
     return ProjectSpaces(
         active=load_space(session, row.active_space_id, settings),
         pending=(
