@@ -21,9 +21,11 @@ from common.ingestion.project_indexes import (
     index_name,
     sync_project_indexes,
 )
+from common.platform.config import get_settings
 from common.platform.db import get_engine, transaction
-from common.platform.models import Base, Document
-from common.query.retrieval import explain_search, search
+from common.platform.models import Base, Document, Project
+from common.platform.spaces import EmbeddingSpace, ensure_space
+from common.query.retrieval import explain_search, search, vector_literal
 from tests.fixtures.factories import Tenant, make_tenant
 from tests.fixtures.query import insert_document
 
@@ -197,3 +199,115 @@ def test_a_build_too_long_for_the_sweep_is_left_to_the_operator_command(
     assert cli.exit_code == 0, cli.output
     assert json.loads(cli.stdout)["built"] == [index_name(big.project_id)]
     assert index_name(big.project_id) in _index_names()
+
+
+def _space_index_names(table: str) -> set[str]:
+    with get_engine().connect() as connection:
+        rows = connection.execute(
+            text("SELECT indexname FROM pg_indexes WHERE tablename = :t"), {"t": table}
+        )
+        return {str(row[0]) for row in rows}
+
+
+def _keep(tenant: Tenant, active: uuid.UUID | None, previous: uuid.UUID | None) -> None:
+    """The project's spaces as a switch leaves them (active None: the inline vectors)."""
+    with transaction() as session:
+        project = session.get_one(Project, tenant.project_id)
+        project.active_space_id, project.previous_space_id = active, previous
+
+
+@pytest.fixture
+def switched(database_url: str) -> Iterator[tuple[Tenant, EmbeddingSpace, np.ndarray]]:
+    """A 600-chunk project whose vectors moved to a 1,536-d space's table by a finished switch."""
+    tenant = make_tenant("space-indexed")
+    with transaction() as session:
+        space = ensure_space(session, "gemini-embedding-001", 1536, get_settings())
+    assert space.table is not None and space.vector_type == "vector"
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(60, 1536)).astype(np.float32)
+    vectors = np.repeat(centres, TOPIC_SIZE, axis=0)
+    vectors += 0.15 * rng.normal(size=vectors.shape).astype(np.float32)
+    inline, _ = _topics(60, seed=3)
+    for start in range(0, len(vectors), 100):
+        texts = [f"chunk {start + i}" for i in range(100)]
+        _, chunk_ids = insert_document(tenant, f"part {start}", texts, inline[start : start + 100])
+        with transaction() as session:
+            session.execute(
+                text(
+                    f"INSERT INTO {space.table} (chunk_id, project_id, embedding) "
+                    "SELECT unnest(CAST(:ids AS uuid[])), :p, "
+                    "CAST(unnest(CAST(:vectors AS text[])) AS vector)"
+                ),
+                {
+                    "ids": chunk_ids,
+                    "p": tenant.project_id,
+                    "vectors": [vector_literal(v) for v in vectors[start : start + 100]],
+                },
+            )
+    _keep(tenant, space.id, None)
+    with transaction() as session:
+        session.execute(text(f"ANALYZE {space.table}"))
+    yield tenant, space, centres
+    _keep(tenant, None, None)
+    with transaction() as session:
+        session.execute(delete(Document).where(Document.project_id == tenant.project_id))
+    sync_project_indexes(min_chunks=300, projects={tenant.project_id})
+
+
+def test_a_project_in_a_space_gets_its_graph_in_the_spaces_table_while_it_keeps_vectors_there(
+    switched: tuple[Tenant, EmbeddingSpace, np.ndarray],
+) -> None:
+    tenant, space, centres = switched
+    assert space.table is not None
+    ours = {tenant.project_id}
+    own = index_name(tenant.project_id, space.table)
+    assert own != index_name(tenant.project_id) and len(own) <= 63
+    built = sync_project_indexes(min_chunks=300, max_builds=5, projects=ours).built
+    assert built == [own], "the space's graph only: the project keeps no inline vectors"
+    assert own in _space_index_names(space.table)
+
+    for centre in centres[:5]:
+        with transaction() as session:
+            session.execute(text("SET LOCAL enable_sort = off"))  # rule out the exact plan
+            plan = explain_search(
+                session,
+                project_id=tenant.project_id,
+                query_vector=centre,
+                question="",
+                top_k=10,
+                ef_search=100,
+                exact_max_chunks=0,
+                space=space,
+            )
+        assert own in plan
+        found, exact = (
+            _dense_top10(tenant, centre, space, exact_max_chunks) for exact_max_chunks in (0, 10**9)
+        )
+        assert found == exact
+
+    _keep(tenant, None, space.id)  # rolled back: the space is the way back, the inline active
+    assert sync_project_indexes(min_chunks=300, max_builds=5, projects=ours).built == [
+        index_name(tenant.project_id)
+    ]
+    assert own in _space_index_names(space.table)
+    _keep(tenant, None, None)  # finished: no vectors kept in the space
+    assert sync_project_indexes(min_chunks=300, projects=ours).dropped == [own]
+    assert own not in _space_index_names(space.table)
+
+
+def _dense_top10(
+    tenant: Tenant, vector: np.ndarray, space: EmbeddingSpace, exact_max_chunks: int
+) -> set[uuid.UUID]:
+    with transaction() as session:
+        found = search(
+            session,
+            project_id=tenant.project_id,
+            query_vector=vector,
+            question="",
+            top_k=10,
+            ef_search=100,
+            exact_max_chunks=exact_max_chunks,
+            arms="dense",
+            space=space,
+        )
+    return {chunk.chunk_id for chunk in found}

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from common.ingestion.trigger import publish_job, split_gcs_uri
 from common.platform.config import Settings
+from common.platform.db import sqlstate
 from common.platform.models import Document, DocumentStatus, IngestionJob, JobStatus, Project
 from common.platform.spaces import (
     EmbeddingSpace,
@@ -303,19 +304,13 @@ def _drop_unused_tables(session: Session) -> None:
             session.execute(text("SET LOCAL lock_timeout = DEFAULT"))
         except DBAPIError as error:
             savepoint.rollback()
-            if _sqlstate(error) != _LOCK_NOT_AVAILABLE:
+            if sqlstate(error) != _LOCK_NOT_AVAILABLE:
                 raise
             time.sleep(0.2 * attempt)
             continue
         savepoint.commit()
         return
     logger.warning("unused embedding space tables left for the next finish: queries held them")
-
-
-def _sqlstate(error: DBAPIError) -> str | None:
-    """The SQLSTATE of a pg8000 error (its first argument is the server's error fields)."""
-    fields = error.orig.args[0] if error.orig is not None and error.orig.args else None
-    return str(fields.get("C")) if isinstance(fields, dict) else None
 
 
 def _cancel(session: Session, project: Project, pending: EmbeddingSpace | None) -> None:

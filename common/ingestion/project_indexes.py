@@ -11,6 +11,11 @@ for that project's queries by itself (the statement's project_id is a bound valu
 it). Its vectors are then kept in two graphs: a big tenant's writes cost about twice the HNSW
 upkeep.
 
+A project whose vectors live in an embedding space's table (a model switch's) gets the same
+partial index on that table, with the space's operator class, for each space it keeps vectors
+in (active, pending, previous: a rollback is instant, so its way back stays indexed); its
+inline graph goes once it keeps none there.
+
 `sync_project_indexes` builds what is missing (CONCURRENTLY: writers are never blocked; at most
 `max_builds` per call so a sweep stays short), drops the indexes of projects that are gone or
 shrank below half the threshold (so a project near it does not flap), and rebuilds an index a
@@ -27,16 +32,22 @@ import zlib
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import ProgrammingError
 
-from common.platform.db import get_engine
+from common.platform.db import get_engine, sqlstate
 from common.platform.models import DocumentChunk
 from common.platform.spaces import TABLE_PREFIX as SPACE_TABLE_PREFIX
+from common.platform.spaces import EmbeddingSpace
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "ix_chunks_hnsw_project_"
+SPACE_PREFIX = "ix_space_hnsw_"
+INLINE_TABLE = "document_chunks"
+UNDEFINED_TABLE = "42P01"
 TABLE_INDEX = "ix_document_chunks_embedding_hnsw"
 BUILD_MEMORY = "512MB"  # maintenance_work_mem for one build: a 130,000-chunk graph fits
 # A build's expected time per chunk: 0.21 ms measured (134,072 chunks in 28 s, six projects of
@@ -44,9 +55,12 @@ BUILD_MEMORY = "512MB"  # maintenance_work_mem for one build: a 130,000-chunk gr
 BUILD_SECONDS_PER_CHUNK = 0.0003
 
 
-def index_name(project_id: uuid.UUID) -> str:
-    """`ix_chunks_hnsw_project_<32 hex>`: 55 characters, under Postgres' 63."""
-    return PREFIX + project_id.hex
+def index_name(project_id: uuid.UUID, table: str = INLINE_TABLE) -> str:
+    """`ix_chunks_hnsw_project_<32 hex>` for the inline vectors, `ix_space_hnsw_<crc32 of the
+    space's table>_<32 hex>` for a space's: 55 characters, under Postgres' 63."""
+    if table == INLINE_TABLE:
+        return PREFIX + project_id.hex
+    return f"{SPACE_PREFIX}{zlib.crc32(table.encode()):08x}_{project_id.hex}"
 
 
 def include_in_autogenerate(
@@ -58,15 +72,15 @@ def include_in_autogenerate(
         return True
     name = name or ""
     if type_ == "index":
-        return not name.startswith((PREFIX, f"ix_{SPACE_TABLE_PREFIX}"))
+        return not name.startswith((PREFIX, SPACE_PREFIX, f"ix_{SPACE_TABLE_PREFIX}"))
     return not (type_ == "table" and name.startswith(SPACE_TABLE_PREFIX))
 
 
 def project_of(name: str) -> uuid.UUID | None:
-    if not name.startswith(PREFIX):
+    if not name.startswith((PREFIX, SPACE_PREFIX)):
         return None
     try:
-        return uuid.UUID(hex=name.removeprefix(PREFIX))
+        return uuid.UUID(hex=name.rpartition("_")[2])
     except ValueError:
         return None
 
@@ -83,30 +97,38 @@ class IndexSync:
         return list(self.build_seconds)
 
 
-def _index_definition(project_id: uuid.UUID, name: str) -> str:
-    """The table-wide index's method, operator class and parameters, for one project's rows."""
-    index = next(i for i in DocumentChunk.__table__.indexes if i.name == TABLE_INDEX)  # type: ignore[attr-defined]
-    options = index.dialect_options["postgresql"]
+@dataclass(frozen=True)
+class _Graph:
+    """One project's vectors in one table: the inline ones, or a space's."""
+
+    project_id: uuid.UUID
+    table: str
+    opclass: str
+
+
+def _index_definition(graph: _Graph, name: str) -> str:
+    """The inline table-wide index's method and parameters (a space's table-wide index has the
+    same), with the vectors' operator class, for one project's rows."""
+    options = _table_index_options()
     with_ = ", ".join(f"{key} = {int(value)}" for key, value in options["with"].items())
-    opclass = options["ops"]["embedding"]
-    # The id is a UUID we format ourselves: safe to inline (CREATE INDEX takes no parameters).
+    # The id is a UUID we format ourselves and the table a space's name from our own rows: safe
+    # to inline (CREATE INDEX takes no parameters).
     return (
-        f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON document_chunks "
-        f"USING {options['using']} (embedding {opclass}) WITH ({with_}) "
-        f"WHERE project_id = '{project_id}'"
+        f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {graph.table} "
+        f"USING {options['using']} (embedding {graph.opclass}) WITH ({with_}) "
+        f"WHERE project_id = '{graph.project_id}'"
     )
 
 
 def _existing(connection: Connection) -> dict[str, bool]:
-    """Project indexes on the table: name -> valid."""
+    """Project indexes, inline and in spaces' tables: name -> valid."""
     rows = connection.execute(
         text(
             "SELECT c.relname, i.indisvalid FROM pg_index i "
             "JOIN pg_class c ON c.oid = i.indexrelid "
-            "WHERE i.indrelid = CAST('document_chunks' AS regclass) "
-            "AND c.relname LIKE :prefix"
+            "WHERE starts_with(c.relname, :inline) OR starts_with(c.relname, :space)"
         ),
-        {"prefix": PREFIX + "%"},
+        {"inline": PREFIX, "space": SPACE_PREFIX},
     ).all()
     return {str(row.relname): bool(row.indisvalid) for row in rows}
 
@@ -119,6 +141,39 @@ def _project_sizes(connection: Connection) -> dict[uuid.UUID, int]:
         )
     ).all()
     return {row.project_id: int(row.chunks or 0) for row in rows}
+
+
+# Every space a project keeps vectors in: active (none named: the inline one), pending, previous.
+_GRAPHS = text(
+    "SELECT p.id AS project_id, s.model, s.dimensions, s.table_name FROM projects p "
+    "CROSS JOIN LATERAL unnest(ARRAY[p.active_space_id, p.pending_space_id, "
+    "p.previous_space_id]) WITH ORDINALITY AS kept(space_id, slot) "
+    "LEFT JOIN embedding_spaces s ON s.id = kept.space_id "
+    "WHERE kept.space_id IS NOT NULL OR kept.slot = 1"
+)
+
+
+def _graphs(connection: Connection) -> dict[str, _Graph]:
+    """Index name -> the graph it holds, for every project and space it keeps vectors in."""
+    graphs: dict[str, _Graph] = {}
+    for row in connection.execute(_GRAPHS):
+        if row.table_name is None:  # the inline vectors, named or not
+            graph = _Graph(row.project_id, INLINE_TABLE, _inline_opclass())
+        else:
+            space = EmbeddingSpace(None, row.model, int(row.dimensions), row.table_name)
+            graph = _Graph(row.project_id, row.table_name, space.ops)
+        graphs[index_name(graph.project_id, graph.table)] = graph
+    return graphs
+
+
+def _inline_opclass() -> str:
+    return str(_table_index_options()["ops"]["embedding"])
+
+
+def _table_index_options() -> Any:
+    """The inline table-wide HNSW index's options, as the model declares them."""
+    index = next(i for i in DocumentChunk.__table__.indexes if i.name == TABLE_INDEX)  # type: ignore[attr-defined]
+    return index.dialect_options["postgresql"]
 
 
 @contextmanager
@@ -157,13 +212,19 @@ def sync_project_indexes(
         connection.connection.driver_connection.rollback()  # type: ignore[union-attr]
         sizes = _project_sizes(connection)
         existing = _existing(connection)
+        graphs = _graphs(connection)
         if projects is not None:
             sizes = {p: n for p, n in sizes.items() if p in projects}
             existing = {n: v for n, v in existing.items() if project_of(n) in projects}
-        wanted = {index_name(p): p for p, chunks in sizes.items() if chunks > min_chunks}
+            graphs = {n: g for n, g in graphs.items() if g.project_id in projects}
+        wanted = {
+            name: graph
+            for name, graph in graphs.items()
+            if sizes.get(graph.project_id, 0) > min_chunks
+        }
         for name, valid in list(existing.items()):
-            project = project_of(name)
-            gone = project is None or sizes.get(project, 0) * 2 <= min_chunks
+            graph = graphs.get(name)  # None: its project is gone or keeps no vectors there
+            gone = graph is None or sizes.get(graph.project_id, 0) * 2 <= min_chunks
             if not gone and valid:
                 continue
             with _locked(connection, name) as held:
@@ -172,8 +233,10 @@ def sync_project_indexes(
                     result.dropped.append(name)
                     existing.pop(name)
                     logger.info("project index dropped", extra={"index": name, "valid": valid})
-        missing = [(name, p) for name, p in wanted.items() if name not in existing]
-        for name, project in sorted(missing, key=lambda item: -sizes[item[1]]):  # biggest first
+        missing = [(name, g) for name, g in wanted.items() if name not in existing]
+        # Biggest first.
+        for name, graph in sorted(missing, key=lambda item: -sizes[item[1].project_id]):
+            project = graph.project_id
             expected = sizes[project] * BUILD_SECONDS_PER_CHUNK
             if max_build_seconds is not None and expected > max_build_seconds:
                 result.too_big.append(name)
@@ -193,7 +256,13 @@ def sync_project_indexes(
                 connection.execute(text(f"SET maintenance_work_mem = '{BUILD_MEMORY}'"))
                 started = time.perf_counter()
                 try:
-                    connection.execute(text(_index_definition(project, name)))
+                    connection.execute(text(_index_definition(graph, name)))
+                except ProgrammingError as error:
+                    if sqlstate(error) != UNDEFINED_TABLE:
+                        raise
+                    # `finish` dropped the space's table since it was read: nothing to index.
+                    logger.info("space table gone before its project index", extra={"index": name})
+                    continue
                 finally:
                     connection.execute(text("RESET maintenance_work_mem"))
                 seconds = time.perf_counter() - started

@@ -33,18 +33,25 @@ _connector: Connector | None = None
 _UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
 
 
+def sqlstate(error: BaseException) -> str | None:
+    """The server's SQLSTATE of a failed statement (pg8000 puts the error fields first)."""
+    from sqlalchemy.exc import DBAPIError
+
+    if not isinstance(error, DBAPIError):
+        return None
+    fields = error.orig.args[0] if error.orig is not None and error.orig.args else None
+    return str(fields["C"]) if isinstance(fields, dict) and "C" in fields else None
+
+
 def is_database_unavailable(error: BaseException) -> bool:
     """A connection-level failure worth waiting out or retrying, never an SQL bug."""
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+    from sqlalchemy.exc import InterfaceError, OperationalError
     from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
     if isinstance(error, OperationalError | InterfaceError | PoolTimeoutError):
         return True
-    if isinstance(error, DBAPIError):
-        details = error.orig.args[0] if error.orig is not None and error.orig.args else None
-        code = details.get("C", "") if isinstance(details, dict) else ""  # pg8000's fields
-        return bool(code) and code.startswith(_UNAVAILABLE_SQLSTATES)
-    return False
+    code = sqlstate(error)
+    return code is not None and code.startswith(_UNAVAILABLE_SQLSTATES)
 
 
 class SchemaMismatchError(RuntimeError):
