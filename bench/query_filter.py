@@ -229,6 +229,8 @@ def _plan(project: Project, raw: dict[str, Any], vector: np.ndarray) -> str:
             exact_max_chunks=get_settings().exact_search_max_chunks,
             document_filter=_compiled(session, project, raw),
         )
+    if "ix_chunks_ivf_project_" in plan:
+        return "own-ivf"  # the project's IVFFlat index (common/ingestion/project_indexes.py)
     if "ix_chunks_hnsw_project_" in plan:
         return "own-hnsw"
     return "hnsw" if "embedding_hnsw" in plan else "exact"

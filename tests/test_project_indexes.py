@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import delete, text
+from sqlalchemy import delete, select, text
 from typer.testing import CliRunner
 
 from common.cli.main import app
 from common.ingestion.project_indexes import (
     include_in_autogenerate,
     index_name,
+    ivf_index_name,
     sync_project_indexes,
 )
 from common.platform.config import get_settings
@@ -189,7 +190,8 @@ def test_a_build_too_long_for_the_sweep_is_left_to_the_operator_command(
     big, small, _ = big_and_small
     ours = {big.project_id, small.project_id}
     result = sync_project_indexes(min_chunks=300, projects=ours, max_build_seconds=0.01)
-    assert result.too_big == [index_name(big.project_id)] and result.built == []
+    wanted = [index_name(big.project_id), ivf_index_name(big.project_id)]
+    assert result.too_big == wanted and result.built == []
     assert index_name(big.project_id) not in _index_names()
 
     cli = CliRunner().invoke(
@@ -197,7 +199,7 @@ def test_a_build_too_long_for_the_sweep_is_left_to_the_operator_command(
         ["--json", "db", "index-projects", "--min-chunks", "300", "--project", str(big.project_id)],
     )
     assert cli.exit_code == 0, cli.output
-    assert json.loads(cli.stdout)["built"] == [index_name(big.project_id)]
+    assert json.loads(cli.stdout)["built"] == wanted
     assert index_name(big.project_id) in _index_names()
 
 
@@ -287,7 +289,8 @@ def test_a_project_in_a_space_gets_its_graph_in_the_spaces_table_while_it_keeps_
 
     _keep(tenant, None, space.id)  # rolled back: the space is the way back, the inline active
     assert sync_project_indexes(min_chunks=300, max_builds=5, projects=ours).built == [
-        index_name(tenant.project_id)
+        index_name(tenant.project_id),
+        ivf_index_name(tenant.project_id),
     ]
     assert own in _space_index_names(space.table)
     _keep(tenant, None, None)  # finished: no vectors kept in the space
@@ -311,3 +314,102 @@ def _dense_top10(
             space=space,
         )
     return {chunk.chunk_id for chunk in found}
+
+
+def _ivf_lists(name: str) -> int | None:
+    with get_engine().connect() as connection:
+        return connection.execute(
+            text(
+                "SELECT CAST(o.option_value AS int) FROM pg_class c "
+                "CROSS JOIN LATERAL pg_options_to_table(c.reloptions) o "
+                "WHERE c.relname = :name AND o.option_name = 'lists'"
+            ),
+            {"name": name},
+        ).scalar()
+
+
+def _narrowed_plan(project_id: uuid.UUID, vector: np.ndarray, documents: list[uuid.UUID]) -> str:
+    with transaction() as session:
+        session.execute(text("SET LOCAL enable_sort = off"))  # rule out the exact plan
+        return explain_search(
+            session,
+            project_id=project_id,
+            query_vector=vector,
+            question="",
+            top_k=10,
+            ef_search=100,
+            exact_max_chunks=0,
+            document_ids=documents,
+        )
+
+
+def _narrowed_top10(
+    project_id: uuid.UUID, vector: np.ndarray, documents: list[uuid.UUID], exact_max_chunks: int
+) -> set[uuid.UUID]:
+    with transaction() as session:
+        found = search(
+            session,
+            project_id=project_id,
+            query_vector=vector,
+            question="",
+            top_k=10,
+            ef_search=100,
+            exact_max_chunks=exact_max_chunks,
+            document_ids=documents,
+            arms="dense",
+        )
+    assert {chunk.document_id for chunk in found} <= set(documents)
+    return {chunk.chunk_id for chunk in found}
+
+
+def test_a_narrowed_search_ranks_through_the_projects_ivf_index_or_its_graph_without_it(
+    big_and_small: tuple[Tenant, Tenant, np.ndarray],
+) -> None:
+    big, _, centres = big_and_small
+    ivf = ivf_index_name(big.project_id)
+    sync_project_indexes(min_chunks=300, max_builds=5, projects={big.project_id})
+    assert _ivf_lists(ivf) == 24  # sqrt(600)
+    with transaction() as session:
+        documents = list(
+            session.scalars(
+                select(Document.id)
+                .where(Document.project_id == big.project_id)
+                .order_by(Document.title)
+            )
+        )[:3]  # parts 0, 100, 200: topics 0-29
+    assert ivf in _narrowed_plan(big.project_id, centres[0], documents)
+    assert ivf not in _plan(big.project_id, centres[0])  # unfiltered: the graph
+    for centre in centres[:30:3]:
+        assert _narrowed_top10(big.project_id, centre, documents, 0) == _narrowed_top10(
+            big.project_id, centre, documents, 10**9
+        )
+
+    with transaction() as session:  # a build killed half-way: the graph serves instead
+        session.execute(
+            text(
+                "UPDATE pg_index SET indisvalid = false "
+                "WHERE indexrelid = CAST(CAST(:name AS text) AS regclass)"
+            ),
+            {"name": ivf},
+        )
+    plan = _narrowed_plan(big.project_id, centres[0], documents)
+    assert ivf not in plan and index_name(big.project_id) in plan
+    assert sync_project_indexes(min_chunks=300, projects={big.project_id}).built == [ivf]
+
+
+def test_an_ivf_index_sized_for_another_project_size_is_rebuilt(
+    big_and_small: tuple[Tenant, Tenant, np.ndarray],
+) -> None:
+    big, _, _ = big_and_small
+    ivf = ivf_index_name(big.project_id)
+    with transaction() as session:
+        session.execute(  # what a 10,000-chunk project got (100 lists)
+            text(
+                f"CREATE INDEX {ivf} ON document_chunks USING ivfflat "
+                "((CAST(embedding AS halfvec(384))) halfvec_cosine_ops) WITH (lists = 100) "
+                f"WHERE project_id = '{big.project_id}'"
+            )
+        )
+    result = sync_project_indexes(min_chunks=300, max_builds=5, projects={big.project_id})
+    assert ivf in result.dropped and ivf in result.built
+    assert _ivf_lists(ivf) == 24
