@@ -370,16 +370,19 @@ def test_a_narrowed_search_ranks_through_the_projects_ivf_index_or_its_graph_wit
     sync_project_indexes(min_chunks=300, max_builds=5, projects={big.project_id})
     assert _ivf_lists(ivf) == 24  # sqrt(600)
     with transaction() as session:
-        documents = list(
+        parts = list(
             session.scalars(
                 select(Document.id)
                 .where(Document.project_id == big.project_id)
                 .order_by(Document.title)
             )
-        )[:3]  # parts 0, 100, 200: topics 0-29
+        )
+    documents = parts[:2]  # parts 0 and 100: topics 0-19, a third of the project
     assert ivf in _narrowed_plan(big.project_id, centres[0], documents)
     assert ivf not in _plan(big.project_id, centres[0])  # unfiltered: the graph
-    for centre in centres[:30:3]:
+    half = _narrowed_plan(big.project_id, centres[0], parts[:3])  # past IVF_MAX_SHARE
+    assert ivf not in half and index_name(big.project_id) in half
+    for centre in centres[:20:2]:
         assert _narrowed_top10(big.project_id, centre, documents, 0) == _narrowed_top10(
             big.project_id, centre, documents, 10**9
         )
