@@ -16,14 +16,10 @@ from sqlalchemy import delete, select, text
 from typer.testing import CliRunner
 
 from common.cli.main import app
-from common.ingestion.project_indexes import (
-    include_in_autogenerate,
-    index_name,
-    ivf_index_name,
-    sync_project_indexes,
-)
+from common.ingestion.project_indexes import include_in_autogenerate, sync_project_indexes
 from common.platform.config import get_settings
 from common.platform.db import get_engine, transaction
+from common.platform.index_names import index_name, ivf_index_name
 from common.platform.models import Base, Document, Project
 from common.platform.spaces import EmbeddingSpace, ensure_space
 from common.query.retrieval import explain_search, search, vector_literal

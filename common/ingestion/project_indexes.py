@@ -48,16 +48,21 @@ from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import ProgrammingError
 
 from common.platform.db import get_engine, sqlstate
+from common.platform.index_names import (
+    INLINE_TABLE,
+    IVF_PREFIX,
+    PREFIX,
+    SPACE_PREFIX,
+    index_name,
+    ivf_index_name,
+    project_of,
+)
 from common.platform.models import DocumentChunk
 from common.platform.spaces import TABLE_PREFIX as SPACE_TABLE_PREFIX
 from common.platform.spaces import EmbeddingSpace
 
 logger = logging.getLogger(__name__)
 
-PREFIX = "ix_chunks_hnsw_project_"
-IVF_PREFIX = "ix_chunks_ivf_project_"
-SPACE_PREFIX = "ix_space_hnsw_"
-INLINE_TABLE = "document_chunks"
 UNDEFINED_TABLE = "42P01"
 TABLE_INDEX = "ix_document_chunks_embedding_hnsw"
 BUILD_MEMORY = "512MB"  # maintenance_work_mem for one build: a 130,000-chunk graph fits
@@ -66,21 +71,8 @@ BUILD_MEMORY = "512MB"  # maintenance_work_mem for one build: a 130,000-chunk gr
 BUILD_SECONDS_PER_CHUNK = 0.0003
 
 
-def ivf_index_name(project_id: uuid.UUID) -> str:
-    """`ix_chunks_ivf_project_<32 hex>`: the project's IVFFlat index of its inline halfvecs."""
-    return IVF_PREFIX + project_id.hex
-
-
 def ivf_lists(chunks: int) -> int:
     return max(1, round(math.sqrt(chunks)))
-
-
-def index_name(project_id: uuid.UUID, table: str = INLINE_TABLE) -> str:
-    """`ix_chunks_hnsw_project_<32 hex>` for the inline vectors, `ix_space_hnsw_<crc32 of the
-    space's table>_<32 hex>` for a space's: 55 characters, under Postgres' 63."""
-    if table == INLINE_TABLE:
-        return PREFIX + project_id.hex
-    return f"{SPACE_PREFIX}{zlib.crc32(table.encode()):08x}_{project_id.hex}"
 
 
 def include_in_autogenerate(
@@ -94,15 +86,6 @@ def include_in_autogenerate(
     if type_ == "index":
         return not name.startswith((PREFIX, IVF_PREFIX, SPACE_PREFIX, f"ix_{SPACE_TABLE_PREFIX}"))
     return not (type_ == "table" and name.startswith(SPACE_TABLE_PREFIX))
-
-
-def project_of(name: str) -> uuid.UUID | None:
-    if not name.startswith((PREFIX, IVF_PREFIX, SPACE_PREFIX)):
-        return None
-    try:
-        return uuid.UUID(hex=name.rpartition("_")[2])
-    except ValueError:
-        return None
 
 
 @dataclass

@@ -51,10 +51,10 @@ import numpy as np
 from sqlalchemy import TextClause, text
 from sqlalchemy.orm import Session
 
-from common.ingestion.project_indexes import ivf_index_name
 from common.platform.attributes import document_attributes
 from common.platform.config import Settings
 from common.platform.errors import ApiError
+from common.platform.index_names import ivf_index_name
 from common.platform.models import TS_CONFIG
 from common.platform.spaces import EmbeddingSpace, load_space
 from common.query.filters import CompiledFilter
