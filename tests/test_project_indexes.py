@@ -69,7 +69,13 @@ def _index_names() -> set[str]:
         return {str(row[0]) for row in rows}
 
 
-def _plan(project_id: uuid.UUID, vector: np.ndarray) -> str:
+def _plan(
+    project_id: uuid.UUID,
+    vector: np.ndarray,
+    *,
+    documents: list[uuid.UUID] | None = None,
+    space: EmbeddingSpace | None = None,
+) -> str:
     with transaction() as session:
         session.execute(text("SET LOCAL enable_sort = off"))  # rule out the exact plan
         return explain_search(
@@ -80,6 +86,47 @@ def _plan(project_id: uuid.UUID, vector: np.ndarray) -> str:
             top_k=10,
             ef_search=100,
             exact_max_chunks=0,
+            document_ids=documents,
+            space=space,
+        )
+
+
+def _top10(
+    project_id: uuid.UUID,
+    vector: np.ndarray,
+    exact_max_chunks: int,
+    *,
+    documents: list[uuid.UUID] | None = None,
+    space: EmbeddingSpace | None = None,
+) -> set[uuid.UUID]:
+    """The dense arm's top 10: through an index (`exact_max_chunks` 0) or ranked exactly."""
+    with transaction() as session:
+        found = search(
+            session,
+            project_id=project_id,
+            query_vector=vector,
+            question="",
+            top_k=10,
+            ef_search=100,
+            exact_max_chunks=exact_max_chunks,
+            document_ids=documents,
+            arms="dense",
+            space=space,
+        )
+    if documents is not None:
+        assert {chunk.document_id for chunk in found} <= set(documents)
+    return {chunk.chunk_id for chunk in found}
+
+
+def _invalidate(name: str) -> None:
+    """What a build killed half-way leaves behind."""
+    with transaction() as session:
+        session.execute(
+            text(
+                "UPDATE pg_index SET indisvalid = false "
+                "WHERE indexrelid = CAST(CAST(:name AS text) AS regclass)"
+            ),
+            {"name": name},
         )
 
 
@@ -96,29 +143,7 @@ def test_a_project_above_the_threshold_gets_its_own_index_and_its_queries_use_it
     assert index_name(big.project_id) in _plan(big.project_id, centres[0])
     assert index_name(big.project_id) not in _plan(small.project_id, centres[0])
     for centre in centres[:5]:  # through the project's own graph: the true top 10
-        with transaction() as session:
-            found = search(
-                session,
-                project_id=big.project_id,
-                query_vector=centre,
-                question="",
-                top_k=10,
-                ef_search=100,
-                exact_max_chunks=0,
-                arms="dense",
-            )
-        with transaction() as session:
-            exact = search(
-                session,
-                project_id=big.project_id,
-                query_vector=centre,
-                question="",
-                top_k=10,
-                ef_search=100,
-                exact_max_chunks=10**9,
-                arms="dense",
-            )
-        assert {c.chunk_id for c in found} == {c.chunk_id for c in exact}
+        assert _top10(big.project_id, centre, 0) == _top10(big.project_id, centre, 10**9)
 
 
 def test_the_index_of_a_deleted_project_is_dropped(
@@ -142,14 +167,7 @@ def test_an_index_left_invalid_by_a_crashed_build_is_rebuilt(
     ours = {big.project_id, small.project_id}
     name = index_name(big.project_id)
     sync_project_indexes(min_chunks=300, projects=ours)
-    with transaction() as session:  # what a build killed half-way leaves behind
-        session.execute(
-            text(
-                "UPDATE pg_index SET indisvalid = false "
-                "WHERE indexrelid = CAST(CAST(:name AS text) AS regclass)"
-            ),
-            {"name": name},
-        )
+    _invalidate(name)
     result = sync_project_indexes(min_chunks=300, projects=ours)
     assert result.dropped == [name] and result.built == [name]
     with get_engine().connect() as connection:
@@ -265,22 +283,8 @@ def test_a_project_in_a_space_gets_its_graph_in_the_spaces_table_while_it_keeps_
     assert own in _space_index_names(space.table)
 
     for centre in centres[:5]:
-        with transaction() as session:
-            session.execute(text("SET LOCAL enable_sort = off"))  # rule out the exact plan
-            plan = explain_search(
-                session,
-                project_id=tenant.project_id,
-                query_vector=centre,
-                question="",
-                top_k=10,
-                ef_search=100,
-                exact_max_chunks=0,
-                space=space,
-            )
-        assert own in plan
-        found, exact = (
-            _dense_top10(tenant, centre, space, exact_max_chunks) for exact_max_chunks in (0, 10**9)
-        )
+        assert own in _plan(tenant.project_id, centre, space=space)
+        found, exact = (_top10(tenant.project_id, centre, n, space=space) for n in (0, 10**9))
         assert found == exact
 
     _keep(tenant, None, space.id)  # rolled back: the space is the way back, the inline active
@@ -294,24 +298,6 @@ def test_a_project_in_a_space_gets_its_graph_in_the_spaces_table_while_it_keeps_
     assert own not in _space_index_names(space.table)
 
 
-def _dense_top10(
-    tenant: Tenant, vector: np.ndarray, space: EmbeddingSpace, exact_max_chunks: int
-) -> set[uuid.UUID]:
-    with transaction() as session:
-        found = search(
-            session,
-            project_id=tenant.project_id,
-            query_vector=vector,
-            question="",
-            top_k=10,
-            ef_search=100,
-            exact_max_chunks=exact_max_chunks,
-            arms="dense",
-            space=space,
-        )
-    return {chunk.chunk_id for chunk in found}
-
-
 def _ivf_lists(name: str) -> int | None:
     with get_engine().connect() as connection:
         return connection.execute(
@@ -322,40 +308,6 @@ def _ivf_lists(name: str) -> int | None:
             ),
             {"name": name},
         ).scalar()
-
-
-def _narrowed_plan(project_id: uuid.UUID, vector: np.ndarray, documents: list[uuid.UUID]) -> str:
-    with transaction() as session:
-        session.execute(text("SET LOCAL enable_sort = off"))  # rule out the exact plan
-        return explain_search(
-            session,
-            project_id=project_id,
-            query_vector=vector,
-            question="",
-            top_k=10,
-            ef_search=100,
-            exact_max_chunks=0,
-            document_ids=documents,
-        )
-
-
-def _narrowed_top10(
-    project_id: uuid.UUID, vector: np.ndarray, documents: list[uuid.UUID], exact_max_chunks: int
-) -> set[uuid.UUID]:
-    with transaction() as session:
-        found = search(
-            session,
-            project_id=project_id,
-            query_vector=vector,
-            question="",
-            top_k=10,
-            ef_search=100,
-            exact_max_chunks=exact_max_chunks,
-            document_ids=documents,
-            arms="dense",
-        )
-    assert {chunk.document_id for chunk in found} <= set(documents)
-    return {chunk.chunk_id for chunk in found}
 
 
 def test_a_narrowed_search_ranks_through_the_projects_ivf_index_or_its_graph_without_it(
@@ -374,24 +326,16 @@ def test_a_narrowed_search_ranks_through_the_projects_ivf_index_or_its_graph_wit
             )
         )
     documents = parts[:2]  # parts 0 and 100: topics 0-19, a third of the project
-    assert ivf in _narrowed_plan(big.project_id, centres[0], documents)
+    assert ivf in _plan(big.project_id, centres[0], documents=documents)
     assert ivf not in _plan(big.project_id, centres[0])  # unfiltered: the graph
-    half = _narrowed_plan(big.project_id, centres[0], parts[:3])  # past IVF_MAX_SHARE
+    half = _plan(big.project_id, centres[0], documents=parts[:3])  # past IVF_MAX_SHARE
     assert ivf not in half and index_name(big.project_id) in half
     for centre in centres[:20:2]:
-        assert _narrowed_top10(big.project_id, centre, documents, 0) == _narrowed_top10(
-            big.project_id, centre, documents, 10**9
-        )
+        found, exact = (_top10(big.project_id, centre, n, documents=documents) for n in (0, 10**9))
+        assert found == exact
 
-    with transaction() as session:  # a build killed half-way: the graph serves instead
-        session.execute(
-            text(
-                "UPDATE pg_index SET indisvalid = false "
-                "WHERE indexrelid = CAST(CAST(:name AS text) AS regclass)"
-            ),
-            {"name": ivf},
-        )
-    plan = _narrowed_plan(big.project_id, centres[0], documents)
+    _invalidate(ivf)  # the graph serves instead
+    plan = _plan(big.project_id, centres[0], documents=documents)
     assert ivf not in plan and index_name(big.project_id) in plan
     assert sync_project_indexes(min_chunks=300, projects={big.project_id}).built == [ivf]
 
