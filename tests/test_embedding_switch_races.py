@@ -142,6 +142,15 @@ def _run_until_done(message: JobMessage, timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
+def _wait_until_active(tenant: Tenant, space: EmbeddingSpace, timeout: float = 30) -> None:
+    """The flip follows a job's write in a transaction of its own: when the stack's worker ran
+    the last job, its status can read succeeded a moment before the flip commits."""
+    deadline = time.monotonic() + timeout
+    while _active(tenant) != space:
+        assert time.monotonic() < deadline, f"still not flipped to {space.label}"
+        time.sleep(0.1)
+
+
 def _unsearchable(tenant: Tenant) -> list[uuid.UUID]:
     """Ready documents lacking a vector in the active space: questions would miss them."""
     with transaction() as session:
@@ -166,7 +175,7 @@ def test_a_document_finishing_after_a_flip_is_written_in_the_new_active_space(
         assert built.reached.wait(120)
         space = _switch_to(tenant)
         _run_until_done(_reembedding(first, space))  # the last job of the switch: it flips
-        assert _active(tenant) == space
+        _wait_until_active(tenant, space)
         built.released.set()
     assert worker.outcome is JobOutcome.SUCCEEDED
     assert _status(second.document_id) is DocumentStatus.READY
@@ -209,5 +218,5 @@ def test_a_flip_waits_for_a_chunk_write_in_flight_and_then_for_its_reembedding(
         assert _job_status(_reembedding(second, space)) is JobStatus.SUCCEEDED
     assert _unsearchable(tenant) == []
     _run_until_done(_reembedding(second, space))
-    assert _active(tenant) == space
+    _wait_until_active(tenant, space)
     assert _unsearchable(tenant) == []
