@@ -1,5 +1,6 @@
-"""Per-project HNSW indexes: built for projects searched through HNSW, used by their queries,
-dropped when the project is gone, rebuilt when a build was left invalid, ignored by autogenerate.
+"""Per-project indexes (HNSW graphs, keyword GIN, IVFFlat): built for projects searched through
+HNSW, used by their queries, dropped when the project is gone, rebuilt when a build was left
+invalid, ignored by autogenerate.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from common.cli.main import app
 from common.ingestion.project_indexes import include_in_autogenerate, sync_project_indexes
 from common.platform.config import get_settings
 from common.platform.db import get_engine, transaction
-from common.platform.index_names import index_name, ivf_index_name
+from common.platform.index_names import gin_index_name, index_name, ivf_index_name
 from common.platform.models import Base, Document, Project
 from common.platform.spaces import EmbeddingSpace, ensure_space
 from common.query.retrieval import explain_search, search, vector_literal
@@ -75,6 +76,7 @@ def _plan(
     *,
     documents: list[uuid.UUID] | None = None,
     space: EmbeddingSpace | None = None,
+    question: str = "",
 ) -> str:
     with transaction() as session:
         session.execute(text("SET LOCAL enable_sort = off"))  # rule out the exact plan
@@ -82,7 +84,7 @@ def _plan(
             session,
             project_id=project_id,
             query_vector=vector,
-            question="",
+            question=question,
             top_k=10,
             ef_search=100,
             exact_max_chunks=0,
@@ -146,6 +148,45 @@ def test_a_project_above_the_threshold_gets_its_own_index_and_its_queries_use_it
         assert _top10(big.project_id, centre, 0) == _top10(big.project_id, centre, 10**9)
 
 
+def _keyword_top10(project_id: uuid.UUID, question: str, *, without: str | None = None) -> list:
+    """The keyword arm's ranking (with `without` dropped for the statement's transaction)."""
+    with transaction() as session:
+        if without is not None:
+            session.execute(text(f"DROP INDEX {without}"))
+        found = search(
+            session,
+            project_id=project_id,
+            query_vector=np.zeros(DIM, dtype=np.float32),
+            question=question,
+            top_k=10,
+            ef_search=100,
+            arms="keyword",
+        )
+        session.rollback()
+    return [(chunk.chunk_id, round(chunk.rrf_score, 9)) for chunk in found]
+
+
+def test_a_big_projects_keyword_arm_reads_its_own_gin_index_with_the_same_results(
+    big_and_small: tuple[Tenant, Tenant, np.ndarray],
+) -> None:
+    """The table-wide GIN index's posting lists span every tenant; the project's own has only
+    its chunks (and ranks them the same)."""
+    big, small, centres = big_and_small
+    sync_project_indexes(min_chunks=300, max_builds=5, projects={big.project_id, small.project_id})
+    own = gin_index_name(big.project_id)
+    for question in ("chunk 123", "450 or 7", "542"):
+        assert own in _plan(big.project_id, centres[0], question=question)
+        assert own not in _plan(small.project_id, centres[0], question=question)
+        ranked = _keyword_top10(big.project_id, question)
+        assert ranked and ranked == _keyword_top10(big.project_id, question, without=own)
+    with get_engine().connect() as connection:
+        names = connection.execute(
+            text("SELECT indexname FROM pg_indexes WHERE indexname = ANY(:names)"),
+            {"names": [own, gin_index_name(small.project_id)]},
+        ).scalars()
+        assert list(names) == [own]
+
+
 def test_the_index_of_a_deleted_project_is_dropped(
     big_and_small: tuple[Tenant, Tenant, np.ndarray],
 ) -> None:
@@ -204,7 +245,8 @@ def test_a_build_too_long_for_the_sweep_is_left_to_the_operator_command(
     big, small, _ = big_and_small
     ours = {big.project_id, small.project_id}
     result = sync_project_indexes(min_chunks=300, projects=ours, max_build_seconds=0.01)
-    wanted = [index_name(big.project_id), ivf_index_name(big.project_id)]
+    wanted = [index_name(big.project_id), gin_index_name(big.project_id)]
+    wanted.append(ivf_index_name(big.project_id))
     assert result.too_big == wanted and result.built == []
     assert index_name(big.project_id) not in _index_names()
 
@@ -279,7 +321,9 @@ def test_a_project_in_a_space_gets_its_graph_in_the_spaces_table_while_it_keeps_
     own = index_name(tenant.project_id, space.table)
     assert own != index_name(tenant.project_id) and len(own) <= 63
     built = sync_project_indexes(min_chunks=300, max_builds=5, projects=ours).built
-    assert built == [own], "the space's graph only: the project keeps no inline vectors"
+    assert built == [own, gin_index_name(tenant.project_id)], (
+        "the space's graph and the keywords' index only: the project keeps no inline vectors"
+    )
     assert own in _space_index_names(space.table)
 
     for centre in centres[:5]:

@@ -1,4 +1,4 @@
-"""The names of the per-project vector indexes the sweep keeps (`common.ingestion.project_indexes`).
+"""The names of the per-project indexes the sweep keeps (`common.ingestion.project_indexes`).
 
 The search names them too (`common.query.retrieval` asks whether a project's IVFFlat index is
 there), so they live below both flows.
@@ -11,6 +11,7 @@ import zlib
 
 PREFIX = "ix_chunks_hnsw_project_"
 IVF_PREFIX = "ix_chunks_ivf_project_"
+GIN_PREFIX = "ix_chunks_gin_project_"
 SPACE_PREFIX = "ix_space_hnsw_"
 INLINE_TABLE = "document_chunks"
 
@@ -28,8 +29,16 @@ def ivf_index_name(project_id: uuid.UUID) -> str:
     return IVF_PREFIX + project_id.hex
 
 
+def gin_index_name(project_id: uuid.UUID) -> str:
+    """`ix_chunks_gin_project_<32 hex>`: the project's GIN index of its chunks' tsvectors."""
+    return GIN_PREFIX + project_id.hex
+
+
+PREFIXES = (PREFIX, IVF_PREFIX, GIN_PREFIX, SPACE_PREFIX)
+
+
 def project_of(name: str) -> uuid.UUID | None:
-    if not name.startswith((PREFIX, IVF_PREFIX, SPACE_PREFIX)):
+    if not name.startswith(PREFIXES):
         return None
     try:
         return uuid.UUID(hex=name.rpartition("_")[2])
