@@ -123,15 +123,17 @@ EXACT_SEARCH_MAX_CHUNKS: int = Settings.model_fields["exact_search_max_chunks"].
 # search: 20% filter 31.4 -> 23.7 ms p50 with IVF and 25% 25.6 -> 21.2, but 50% 27.4 -> 26.6 at
 # recall@10 0.982 against 1.000).
 IVF_MAX_SHARE = 0.4
+# The keyword arm reads at most this many GIN postings (table-wide, the rarest term whatever its
+# count) per query, and tests a project's own rows instead when that is cheaper: one row tested
+# (its tsvector is TOASTed) costs about as much as KEYWORD_SCAN_COST_RATIO postings read
+# (bench/query.py --skew zipf). A big project's own GIN index (common/ingestion/project_indexes)
+# holds only its postings, so reading it costs less than this table-wide count says: the choice
+# errs toward the row scan, and the terms kept are the same with or without that index.
+MAX_INDEX_POSTINGS = 20_000
+KEYWORD_SCAN_COST_RATIO = 6.0
 # hnsw.max_scan_tuples per query: candidates x SCAN_TUPLES_MARGIN / (the project's share of the
 # table), within [pgvector's default, the cap], so a filtered scan neither stops short for a
 # mid-sized project nor wanders a whole big table.
-# The keyword arm reads at most this many GIN postings (table-wide, the rarest term whatever its
-# count) per query, and tests a
-# project's own rows instead when that is cheaper: one row tested (its tsvector is TOASTed)
-# costs about as much as KEYWORD_SCAN_COST_RATIO postings read (bench/query.py --skew zipf).
-MAX_INDEX_POSTINGS = 20_000
-KEYWORD_SCAN_COST_RATIO = 6.0
 MIN_SCAN_TUPLES = 20_000
 MAX_SCAN_TUPLES_CAP = 200_000
 SCAN_TUPLES_MARGIN = 3
