@@ -148,7 +148,9 @@ def test_a_project_above_the_threshold_gets_its_own_index_and_its_queries_use_it
         assert _top10(big.project_id, centre, 0) == _top10(big.project_id, centre, 10**9)
 
 
-def _keyword_top10(project_id: uuid.UUID, question: str, *, without: str | None = None) -> list:
+def _keyword_top10(
+    project_id: uuid.UUID, question: str, *, without: str | None = None
+) -> list[tuple[uuid.UUID, float]]:
     """The keyword arm's ranking (with `without` dropped for the statement's transaction)."""
     with transaction() as session:
         if without is not None:
