@@ -131,30 +131,30 @@ class _Existing:
     lists: int | None  # an IVFFlat index's
 
 
-def _index_definition(graph: _ProjectIndex, name: str, chunks: int) -> str:
+def _index_definition(target: _ProjectIndex, name: str, chunks: int) -> str:
     """The inline table-wide index's method and parameters (a space's table-wide index has the
     same), with the vectors' operator class, for one project's rows; or its IVFFlat or GIN
     index."""
     # The id is a UUID we format ourselves and the table a space's name from our own rows: safe
     # to inline (CREATE INDEX takes no parameters).
-    where = f"WHERE project_id = '{graph.project_id}'"
-    if graph.keywords:
+    where = f"WHERE project_id = '{target.project_id}'"
+    if target.keywords:
         return (
-            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {graph.table} "
-            f"USING gin (content_tsv) {where}"
+            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {target.table} "
+            f"USING gin (content_tsv {target.opclass}) {where}"
         )
-    if graph.ivf_dimensions is not None:
-        halfvec = f"halfvec({graph.ivf_dimensions})"
+    if target.ivf_dimensions is not None:
+        halfvec = f"halfvec({target.ivf_dimensions})"
         return (
-            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {graph.table} "
+            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {target.table} "
             f"USING ivfflat ((CAST(embedding AS {halfvec})) halfvec_cosine_ops) "
             f"WITH (lists = {ivf_lists(chunks)}) {where}"
         )
     options = _table_index_options()
     with_ = ", ".join(f"{key} = {int(value)}" for key, value in options["with"].items())
     return (
-        f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {graph.table} "
-        f"USING {options['using']} (embedding {graph.opclass}) WITH ({with_}) {where}"
+        f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {target.table} "
+        f"USING {options['using']} (embedding {target.opclass}) WITH ({with_}) {where}"
     )
 
 
@@ -281,20 +281,20 @@ def sync_project_indexes(
         connection.connection.driver_connection.rollback()  # type: ignore[union-attr]
         sizes = _project_sizes(connection)
         existing = _existing(connection)
-        graphs = _wanted_indexes(connection)
+        indexes = _wanted_indexes(connection)
         if projects is not None:
             sizes = {p: n for p, n in sizes.items() if p in projects}
             existing = {n: v for n, v in existing.items() if project_of(n) in projects}
-            graphs = {n: g for n, g in graphs.items() if g.project_id in projects}
+            indexes = {n: g for n, g in indexes.items() if g.project_id in projects}
         wanted = {
-            name: graph
-            for name, graph in graphs.items()
-            if sizes.get(graph.project_id, 0) > min_chunks
+            name: target
+            for name, target in indexes.items()
+            if sizes.get(target.project_id, 0) > min_chunks
         }
         for name, index in list(existing.items()):
-            graph = graphs.get(name)  # None: its project is gone or keeps no vectors there
-            chunks = sizes.get(graph.project_id, 0) if graph is not None else 0
-            gone = graph is None or chunks * 2 <= min_chunks
+            target = indexes.get(name)  # None: its project is gone or keeps no vectors there
+            chunks = sizes.get(target.project_id, 0) if target is not None else 0
+            gone = target is None or chunks * 2 <= min_chunks
             valid = index.valid and not _stale(index, chunks)
             if not gone and valid:
                 continue
@@ -305,11 +305,11 @@ def sync_project_indexes(
                     existing.pop(name)
                     logger.info("project index dropped", extra={"index": name, "valid": valid})
         missing = [(name, g) for name, g in wanted.items() if name not in existing]
-        # Biggest first; a project's in their build order.
-        for name, graph in sorted(
+        # Biggest project first; each project's indexes in their `build_order`.
+        for name, target in sorted(
             missing, key=lambda item: (-sizes[item[1].project_id], item[1].build_order)
         ):
-            project = graph.project_id
+            project = target.project_id
             expected = sizes[project] * BUILD_SECONDS_PER_CHUNK
             if max_build_seconds is not None and expected > max_build_seconds:
                 result.too_big.append(name)
@@ -329,7 +329,7 @@ def sync_project_indexes(
                 connection.execute(text(f"SET maintenance_work_mem = '{BUILD_MEMORY}'"))
                 started = time.perf_counter()
                 try:
-                    connection.execute(text(_index_definition(graph, name, sizes[project])))
+                    connection.execute(text(_index_definition(target, name, sizes[project])))
                 except ProgrammingError as error:
                     if sqlstate(error) != UNDEFINED_TABLE:
                         raise
