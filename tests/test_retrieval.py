@@ -6,11 +6,13 @@ import uuid
 
 import numpy as np
 import pytest
+from sqlalchemy import text
 
 from common.inference.embeddings import get_embedder
 from common.platform.config import get_settings
 from common.platform.db import transaction
 from common.platform.models import DocumentStatus
+from common.query import retrieval
 from common.query.retrieval import (
     DEFAULT_FUSION,
     EmbeddingModelMismatchError,
@@ -212,6 +214,74 @@ def test_keyword_arm_puts_the_quoted_phrase_first(small_project: Tenant) -> None
     )
     results = _keyword_only(small_project.project_id, 'when is the "pressure valve" inspected')
     assert results[0].chunk_id == ids[1]
+
+
+def _kept_idf(project_id: uuid.UUID, word: str) -> float:
+    """The idf the keyword arm gives `word` (through the process's copy of the statistics)."""
+    with transaction() as session:
+        _, _, terms = retrieval._prepare(
+            session,
+            project_id=project_id,
+            question=word,
+            ef_search=get_settings().hnsw_ef_search,
+            dense_candidates=20,
+            min_coverage=DEFAULT_FUSION.min_coverage,
+            document_ids=None,
+        )
+    assert len(terms.idfs) == 1
+    return terms.idfs[0]
+
+
+def _idf_in_pg_stats(word: str) -> float:
+    """The same idf read from pg_stats in the statement itself, as every question once did."""
+    with transaction() as session:
+        idf = session.scalar(
+            text(
+                "SELECT ln(1 + (1 - f) / (f + :smoothing)) FROM ("
+                " SELECT coalesce(s.freqs[array_position(s.elems, w.lexeme)],"
+                "  s.freqs[cardinality(s.freqs) - 2] / 2, :unknown) AS f"
+                " FROM (SELECT (tsvector_to_array(to_tsvector('english', :word)))[1] AS lexeme) w"
+                " LEFT JOIN (SELECT CAST(CAST(most_common_elems AS text) AS text[]) AS elems,"
+                "  most_common_elem_freqs AS freqs FROM pg_stats"
+                "  WHERE schemaname = current_schema() AND tablename = 'document_chunks'"
+                "  AND attname = 'content_tsv') s ON true) x"
+            ),
+            {
+                "word": word,
+                "smoothing": retrieval.IDF_SMOOTHING,
+                "unknown": retrieval.UNKNOWN_FREQUENCY,
+            },
+        )
+    return float(idf)
+
+
+def _analyze() -> None:
+    with transaction() as session:
+        session.execute(text("ANALYZE document_chunks"))
+
+
+def test_the_keyword_arm_takes_new_statistics_after_each_analyze(small_project: Tenant) -> None:
+    """The process keeps the column's statistics between questions; an ANALYZE (by hand here,
+    by autovacuum in service) must reach the next question, with the idf pg_stats gives."""
+    rng = np.random.default_rng(5)
+    dim = get_embedder().dimension
+
+    def vectors(count: int) -> np.ndarray:
+        rows = rng.standard_normal((count, dim)).astype(np.float32)
+        return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+    texts = [f"The wombat ledger holds entry {n}." for n in range(40)]
+    insert_document(small_project, "ledger", texts, vectors(40))
+    _analyze()
+    before = _kept_idf(small_project.project_id, "wombat")
+    assert before == pytest.approx(_idf_in_pg_stats("wombat"), rel=1e-12)
+    assert _kept_idf(small_project.project_id, "wombat") == before  # the kept copy
+    texts = [f"A wombat burrow, number {n}, runs under the fence." for n in range(600)]
+    insert_document(small_project, "burrows", texts, vectors(600))
+    _analyze()
+    after = _kept_idf(small_project.project_id, "wombat")
+    assert after == pytest.approx(_idf_in_pg_stats("wombat"), rel=1e-12)
+    assert after < before  # a far more common word now
 
 
 def test_empty_project_returns_nothing(small_project: Tenant) -> None:

@@ -16,9 +16,10 @@ statement:
   distance.
 * keyword arm: chunks with ANY of the question's terms, ranked by BM25 (k1 = 1.2, no length
   normalisation: chunks are token-budgeted) with each term's idf taken from the column's
-  ANALYZE statistics (`pg_stats.most_common_elems`, no scan of the table); terms absent from
-  them are rarer than any listed one. Chunks matching every term with websearch semantics
-  (part numbers, `"quoted phrases"`, `or`, `-term`) or the question's quoted phrases rank first.
+  ANALYZE statistics (`pg_stats.most_common_elems`, no scan of the table; each process keeps a
+  copy until the next ANALYZE); terms absent from them are rarer than any listed one. Chunks
+  matching every term with websearch semantics (part numbers, `"quoted phrases"`, `or`,
+  `-term`) or the question's quoted phrases rank first.
   A partial match counts only when its terms carry `min_coverage` of the question's idf mass,
   so one shared common word is no evidence; the terms arrive as bound values, so Postgres
   plans the full-text match knowing how many rows it selects, and a tsquery of the
@@ -41,7 +42,10 @@ defensive join (the title and URI come from the same join anyway).
 from __future__ import annotations
 
 import functools
+import math
 import re
+import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -290,17 +294,34 @@ def active_space(
 ARMS = ("hybrid", "dense", "keyword")
 
 
-# Round trip 1: this transaction's HNSW knobs, the project's size, and the question's terms with
-# their idf. The keyword statement then carries its terms as bound values, so Postgres plans it
-# knowing how many rows they match (a tsquery computed inside the statement is a guess of 0.5%
-# of the table, which sent small projects through a table-wide GIN scan). The scan budget grows
-# as the project's share of the table shrinks: relaxed iterative HNSW scans visit about
-# candidates / share tuples before `candidates` of them pass the project filter. A narrowed
-# search names the project's IVFFlat index: its lists when it is there and valid (the search
-# then probes sqrt(lists) of them first, pgvector's advice; recall@10 0.995 at 366 lists).
+# What identifies the keyword column's statistics: the server (its start), database, schema and
+# table, and when the table was last analyzed, by hand or by autovacuum (a new ANALYZE changes it).
+STATISTICS_KEY = (
+    "concat_ws('/', current_database(), current_schema(), pg_postmaster_start_time(), "
+    "CAST(to_regclass('document_chunks') AS oid), "
+    "pg_stat_get_last_analyze_time(to_regclass('document_chunks')), "
+    "pg_stat_get_last_autoanalyze_time(to_regclass('document_chunks')))"
+)
+# A process keeps its copy of the statistics at most this long even when the key stands still:
+# ANALYZE reports its time a moment before its transaction commits, so a question in between
+# can read the new key with the old statistics.
+STATISTICS_MAX_AGE_SECONDS = 300.0
+
+
+# Round trip 1: this transaction's HNSW knobs, the project's size, and the question's terms. The
+# keyword statement then carries its terms as bound values, so Postgres plans it knowing how many
+# rows they match (a tsquery computed inside the statement is a guess of 0.5% of the table, which
+# sent small projects through a table-wide GIN scan). The scan budget grows as the project's
+# share of the table shrinks: relaxed iterative HNSW scans visit about candidates / share tuples
+# before `candidates` of them pass the project filter. A narrowed search names the project's
+# IVFFlat index: its lists when it is there and valid (the search then probes sqrt(lists) of
+# them first, pgvector's advice; recall@10 0.995 at 366 lists), and one scan of the project's
+# documents sums both its chunks and the narrowed ones (FILTER). The terms' frequencies come from
+# the process's copy of the column's statistics (`_term_statistics`), checked against the key
+# read here: reading `pg_stats` in every question cost ~1.4 ms of a ~12 ms search.
 _PREPARE_SQL = f"""
     WITH project AS (
-        SELECT coalesce(sum(d.chunk_count), 0) AS chunks,
+        SELECT coalesce(sum(d.chunk_count) FILTER (WHERE {{kept}}), 0) AS chunks,
                (SELECT greatest(reltuples, 0) FROM pg_class
                 WHERE oid = CAST(:vector_table AS regclass)) AS table_rows,
                (SELECT CAST(o.option_value AS int)
@@ -309,15 +330,11 @@ _PREPARE_SQL = f"""
                 WHERE i.indexrelid = to_regclass(CAST(:ivf_index AS text)) AND i.indisvalid
                   AND o.option_name = 'lists') AS ivf_lists,
                CASE WHEN CAST(:ivf_index AS text) IS NOT NULL THEN
-                   (SELECT coalesce(sum(a.chunk_count), 0) FROM documents a
-                    WHERE a.project_id = :project_id AND a.status <> 'failed')
+                   coalesce(sum(d.chunk_count), 0)
                END AS project_chunks
                {{matching_ids}}
         FROM documents d
-        WHERE d.project_id = :project_id AND d.status <> 'failed'
-          AND (CAST(:document_ids AS uuid[]) IS NULL
-               OR d.id = ANY(CAST(:document_ids AS uuid[])))
-          AND {{document_filter}}
+        WHERE d.project_id = :project_id AND d.status <> 'failed' AND {{narrowed}}
     ), knobs AS (
         SELECT set_config('hnsw.ef_search', :ef_search, true) AS ef_search,
                set_config('hnsw.iterative_scan', 'relaxed_order', true) AS iterative,
@@ -329,28 +346,12 @@ _PREPARE_SQL = f"""
                    AS int) AS text), true) AS probes,
                set_config('ivfflat.iterative_scan', 'relaxed_order', true) AS ivf_iterative
         FROM project p
-    ), stats AS MATERIALIZED (
-        SELECT CAST(CAST(most_common_elems AS text) AS text[]) AS elems,
-               most_common_elem_freqs AS freqs
-        FROM pg_stats
-        WHERE schemaname = current_schema() AND tablename = 'document_chunks'
-          AND attname = 'content_tsv'
-    ), lexemes AS (
-        SELECT lexeme, freq, ln(1 + (1 - freq) / (freq + {IDF_SMOOTHING})) AS idf
-        FROM (
-            SELECT l.lexeme,
-                   coalesce(s.freqs[array_position(s.elems, l.lexeme)],
-                            s.freqs[cardinality(s.freqs) - 2] / 2, {UNKNOWN_FREQUENCY}) AS freq
-            FROM unnest(tsvector_to_array(to_tsvector('{TS_CONFIG}', :question))) AS l(lexeme)
-            LEFT JOIN stats s ON true
-            LIMIT {MAX_TERMS}
-        ) found
     )
-    SELECT p.chunks, p.table_rows, p.ivf_lists, p.project_chunks, k.scan_tuples, l.lexeme, l.idf,
-           l.freq
+    SELECT p.chunks, p.table_rows, p.ivf_lists, p.project_chunks, k.scan_tuples,
+           {STATISTICS_KEY} AS statistics_key,
+           tsvector_to_array(to_tsvector('{TS_CONFIG}', :question)) AS lexemes
     FROM project p
     CROSS JOIN knobs k
-    LEFT JOIN lexemes l ON true
 """
 
 
@@ -359,18 +360,73 @@ _PREPARE_SQL = f"""
 # the filter is evaluated once.
 MATCHING_SETTING = "ai_infra.matching_documents"
 _MATCHING_IDS = (
-    f", set_config('{MATCHING_SETTING}', CAST(coalesce(array_agg(d.id), '{{}}') AS text), true) "
-    "AS matching"
+    f", set_config('{MATCHING_SETTING}', CAST(coalesce(array_agg(d.id) FILTER (WHERE "
+    "{kept}), '{}') AS text), true) AS matching"
+)
+_NARROWED = (
+    "(CAST(:document_ids AS uuid[]) IS NULL OR d.id = ANY(CAST(:document_ids AS uuid[]))) "
+    "AND {document_filter}"
 )
 
 
 @functools.lru_cache(maxsize=256)
-def _prepare_statement(document_filter: str | None) -> TextClause:
-    """Round trip 1 for this filter (None: none), built once per process and filter shape."""
-    sql = _PREPARE_SQL.replace("{document_filter}", document_filter or "true").replace(
-        "{matching_ids}", _MATCHING_IDS if document_filter is not None else ""
+def _prepare_statement(document_filter: str | None, whole_project: bool = False) -> TextClause:
+    """Round trip 1 for this filter (None: none), built once per process and filter shape;
+    `whole_project`: the project's own total too (an IVFFlat choice), in the same scan."""
+    narrowed = _NARROWED.replace("{document_filter}", document_filter or "true")
+    where, kept = ("true", narrowed) if whole_project else (narrowed, "true")
+    matching = _MATCHING_IDS if document_filter is not None else ""
+    sql = (
+        _PREPARE_SQL.replace("{matching_ids}", matching)
+        .replace("{kept}", kept)
+        .replace("{narrowed}", where)
     )
     return text(" ".join(sql.split()))
+
+
+_STATISTICS_SQL = text(
+    "SELECT CAST(CAST(most_common_elems AS text) AS text[]) AS elems, "
+    "most_common_elem_freqs AS freqs FROM pg_stats WHERE schemaname = current_schema() "
+    "AND tablename = 'document_chunks' AND attname = 'content_tsv'"
+)
+
+
+@dataclass(frozen=True)
+class _TermStatistics:
+    """The keyword column's most common lexemes and the share of chunks holding each."""
+
+    frequencies: dict[str, float]
+    unlisted: float  # a lexeme absent from them is rarer than any listed one
+    loaded_at: float  # time.monotonic()
+
+    def frequency(self, lexeme: str) -> float:
+        return self.frequencies.get(lexeme, self.unlisted)
+
+
+_STATISTICS: dict[str, _TermStatistics] = {}
+_STATISTICS_LOCK = threading.Lock()
+
+
+def _term_statistics(session: Session, key: str) -> _TermStatistics:
+    """The process's copy of the statistics under `key`, read from `pg_stats` when the key is
+    new or the copy is older than STATISTICS_MAX_AGE_SECONDS."""
+    now = time.monotonic()
+    cached = _STATISTICS.get(key)
+    if cached is not None and now - cached.loaded_at < STATISTICS_MAX_AGE_SECONDS:
+        return cached
+    row = session.execute(_STATISTICS_SQL).first()
+    if row is None or row.elems is None or row.freqs is None or len(row.freqs) < 3:
+        statistics = _TermStatistics({}, UNKNOWN_FREQUENCY, now)  # never analyzed yet
+    else:
+        # most_common_elem_freqs (real[]) ends with the minimum, maximum and null frequency;
+        # each kept as the exact float4 value, as Postgres widens it.
+        freqs = [float(np.float32(freq)) for freq in row.freqs]
+        statistics = _TermStatistics(dict(zip(row.elems, freqs, strict=False)), freqs[-3] / 2, now)
+    with _STATISTICS_LOCK:
+        if len(_STATISTICS) >= 64:  # servers, databases or schemas come and go (tests)
+            _STATISTICS.clear()
+        _STATISTICS[key] = statistics
+    return statistics
 
 
 class _Term(NamedTuple):
@@ -433,7 +489,9 @@ def _prepare(
 ) -> tuple[int, bool, _Terms]:
     """The chunks to rank, whether `ivf_index` can serve them, and the keyword arm's terms."""
     rows = session.execute(
-        _prepare_statement(document_filter.sql if document_filter is not None else None),
+        _prepare_statement(
+            document_filter.sql if document_filter is not None else None, ivf_index is not None
+        ),
         {
             **(document_filter.params if document_filter is not None else {}),
             "vector_table": vector_table,
@@ -445,15 +503,15 @@ def _prepare(
             "question": question,
         },
     ).all()
-    chunks, table_rows = int(rows[0].chunks), float(rows[0].table_rows)
-    ivf = rows[0].ivf_lists is not None and chunks <= IVF_MAX_SHARE * float(
-        rows[0].project_chunks or 0
-    )
+    row = rows[0]
+    chunks, table_rows = int(row.chunks), float(row.table_rows)
+    ivf = row.ivf_lists is not None and chunks <= IVF_MAX_SHARE * float(row.project_chunks or 0)
+    statistics = _term_statistics(session, str(row.statistics_key))
+    frequencies = [(str(lexeme), statistics.frequency(str(lexeme))) for lexeme in row.lexemes]
     terms = sorted(
         (
-            _Term(str(row.lexeme), float(row.idf), float(row.freq))
-            for row in rows
-            if row.lexeme is not None
+            _Term(lexeme, math.log(1 + (1 - freq) / (freq + IDF_SMOOTHING)), freq)
+            for lexeme, freq in frequencies[:MAX_TERMS]
         ),
         key=lambda term: (term.freq, term.lexeme),  # the rarest first
     )
