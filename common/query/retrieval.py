@@ -488,7 +488,7 @@ def _prepare(
     ivf_index: str | None = None,
 ) -> tuple[int, bool, _Terms]:
     """The chunks to rank, whether `ivf_index` can serve them, and the keyword arm's terms."""
-    rows = session.execute(
+    row = session.execute(
         _prepare_statement(
             document_filter.sql if document_filter is not None else None, ivf_index is not None
         ),
@@ -502,16 +502,15 @@ def _prepare(
             "dense_candidates": dense_candidates,
             "question": question,
         },
-    ).all()
-    row = rows[0]
+    ).one()
     chunks, table_rows = int(row.chunks), float(row.table_rows)
     ivf = row.ivf_lists is not None and chunks <= IVF_MAX_SHARE * float(row.project_chunks or 0)
     statistics = _term_statistics(session, str(row.statistics_key))
-    frequencies = [(str(lexeme), statistics.frequency(str(lexeme))) for lexeme in row.lexemes]
+    frequencies = ((lexeme, statistics.frequency(lexeme)) for lexeme in row.lexemes[:MAX_TERMS])
     terms = sorted(
         (
             _Term(lexeme, math.log(1 + (1 - freq) / (freq + IDF_SMOOTHING)), freq)
-            for lexeme, freq in frequencies[:MAX_TERMS]
+            for lexeme, freq in frequencies
         ),
         key=lambda term: (term.freq, term.lexeme),  # the rarest first
     )
